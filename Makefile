@@ -1,0 +1,37 @@
+# dsrepo — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python benchmarks/demo.py demo-work
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py bench-work
+
+lint: $(STAMP)
+	$(BIN)/ruff check dsrepo tests benchmarks
+	$(BIN)/ruff format --check dsrepo tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format dsrepo tests benchmarks
+	$(BIN)/ruff check --fix dsrepo tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-work bench-work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,292 @@
+"""Materializing versions: ``checkout``/``switch`` of the working copy, ``checkout --into DIR``
+for jobs that only read, and ``restore``.
+
+Safety rules: only files that differ are written, each through a temp file renamed into place by
+:class:`~dsrepo.dvcs.paths.SafeWriter` (which never follows a symlink in a leading component and
+never writes outside the target directory); files the version lacks are removed only when they
+hold no uncommitted work; ignored and untracked files are kept; every conflict with uncommitted
+work is listed and nothing is written unless ``force``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pathspec
+
+from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
+from dsrepo.dvcs.refnames import HEADS, branch_ref
+from dsrepo.dvcs.revisions import resolve_commit
+from dsrepo.dvcs.worktree import IndexEntry, Worktree, hash_file
+from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.model import TreeEntry
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CheckoutResult:
+    commit: ObjectId | None
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: int = 0
+    bytes_written: int = 0
+
+
+def match_only(patterns: Sequence[str] | None) -> Callable[[str], bool]:
+    if not patterns:
+        return lambda _p: True
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    return lambda p: spec.match_file(p) or any(fnmatch.fnmatchcase(p, g) for g in patterns)
+
+
+def _write_entry(repo: Repository, writer: SafeWriter, path: str, e: TreeEntry,
+                 allow_outside_links: bool) -> os.stat_result | None:
+    try:
+        if e.kind == EntryKind.SYMLINK:
+            target = os.fsdecode(repo.store.read_all(e))
+            writer.write_symlink(path, target, allow_outside=allow_outside_links)
+            return os.lstat(writer.root / path)
+        return writer.write_file(path, repo.store.read_chunks(e), e.kind == EntryKind.EXECUTABLE)
+    except UnsafePath as exc:
+        raise PathError(str(exc)) from None
+
+
+def _check_case(root: Path, paths: Iterable[str]) -> None:
+    collisions = find_case_collisions(paths)
+    if collisions and is_case_insensitive_fs(root):
+        shown = ", ".join(f"{a} ~ {b}" for a, b in collisions[:10])
+        raise PathError(f"paths differ only in letter case on a case-insensitive filesystem: {shown}")
+
+
+def materialize_into(repo: Repository, rev: str, into: Path, *, only: Sequence[str] | None = None,
+                     force: bool = False, allow_outside_links: bool = False,
+                     progress: Progress | None = None) -> CheckoutResult:
+    """Write the files of ``rev`` into ``into`` without touching the working copy or index.
+
+    Files already there with the same content are kept; a different file is overwritten only with
+    ``force``; other files in ``into`` are left alone.
+    """
+    cid = resolve_commit(repo, rev)
+    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match_only(only)(p)}
+    if only and not files:
+        raise PathError(f"--only {' '.join(only)} matches no file in {rev}")
+    into = into.absolute()
+    if repo.dsdir == into or repo.dsdir in into.parents:
+        raise PathError(f"refusing to materialize into the repository folder {repo.dsdir}")
+    into.mkdir(parents=True, exist_ok=True)
+    _check_case(into, files)
+    writer = SafeWriter(into)
+    result = CheckoutResult(cid)
+    conflicts = []
+    todo = []
+    for p, e in sorted(files.items()):
+        full = into / p
+        if os.path.lexists(full):
+            if _same_content(full, e, repo):
+                result.kept += 1
+                continue
+            if not force:
+                conflicts.append(p)
+                continue
+        todo.append((p, e))
+    if conflicts:
+        raise WouldOverwrite(
+            f"{len(conflicts)} file(s) in {into} differ from {rev}; use --force to overwrite: "
+            + ", ".join(conflicts[:20])
+        )
+    total = sum(e.size for _, e in todo)
+    for p, e in todo:
+        _write_entry(repo, writer, p, e, allow_outside_links)
+        result.written.append(p)
+        result.bytes_written += e.size
+        if progress:
+            progress(result.bytes_written, total)
+    return result
+
+
+def _same_content(full: Path, e: TreeEntry, repo: Repository) -> bool:
+    try:
+        if e.kind == EntryKind.SYMLINK:
+            return full.is_symlink() and os.fsencode(os.readlink(full)) == repo.store.read_all(e)
+        if full.is_symlink() or not full.is_file():
+            return False
+        st = full.stat()
+        if st.st_size != e.size or bool(st.st_mode & 0o100) != (e.kind == EntryKind.EXECUTABLE):
+            return False
+        return hash_file(str(full), 0).content_id == e.id
+    except OSError:
+        return False
+
+
+def dirty_paths(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEntry]) -> set[str]:
+    """Paths holding uncommitted work: staged changes, unstaged changes, unstaged deletions."""
+    dirty = set()
+    for p, e in wt.index.entries.items():
+        h = head_files.get(p)
+        if h is None or (h.kind, h.id) != e.version:
+            dirty.add(p)
+    dirty.update(p for p in head_files if p not in wt.index.entries)
+    modified, deleted, _ = wt.changes()
+    dirty.update(modified)
+    dirty.update(deleted)
+    return dirty
+
+
+def switch_to(repo: Repository, wt: Worktree, target: ObjectId, *, force: bool = False,
+              progress: Progress | None = None) -> CheckoutResult:
+    """Make the working copy and index match commit ``target`` (HEAD is moved by the caller).
+
+    Uncommitted changes to paths the switch does not touch are carried over, as git does.
+    """
+    head = repo.head_commit()
+    head_files = repo.flatten(repo.commit_tree(head))
+    new_files = repo.flatten(repo.commit_tree(target))
+    return apply_files(repo, wt, head_files, new_files, commit=target, force=force, progress=progress)
+
+
+def apply_files(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEntry],
+                new_files: Mapping[str, TreeEntry], *, commit: ObjectId | None, force: bool,
+                progress: Progress | None = None) -> CheckoutResult:
+    _check_case(wt.root, new_files)
+    dirty = set() if force else dirty_paths(repo, wt, head_files)
+    touched = {
+        p for p in set(head_files) | set(new_files)
+        if (head_files.get(p) is None) != (new_files.get(p) is None)
+        or (p in head_files and p in new_files
+            and (head_files[p].kind, head_files[p].id) != (new_files[p].kind, new_files[p].id))
+    }
+    blocked = sorted(dirty & touched)
+    if not force:
+        # untracked files in the way of files the target adds
+        for p in sorted(touched):
+            if p in new_files and p not in wt.index.entries and p not in head_files:
+                full = wt.root / p
+                if os.path.lexists(full) and not _same_content(full, new_files[p], repo):
+                    blocked.append(p)
+    if blocked:
+        raise WouldOverwrite(
+            "your local changes would be overwritten (commit them, or use --force to discard): "
+            + ", ".join(sorted(set(blocked))[:30])
+            + (f" and {len(set(blocked)) - 30} more" if len(set(blocked)) > 30 else "")
+        )
+    writer = SafeWriter(wt.root)
+    result = CheckoutResult(commit)
+    index = wt.index
+    carried = dirty - touched
+    to_write = [
+        (p, e) for p, e in sorted(new_files.items())
+        if p not in carried
+        and (force or p in touched or p not in index.entries or not os.path.lexists(wt.root / p))
+    ]
+    if force:  # only rewrite what actually differs on disk
+        to_write = [(p, e) for p, e in to_write if not _same_content(wt.root / p, e, repo)]
+    to_remove = [p for p in sorted(set(head_files) | set(index.entries)) if p not in new_files and p not in carried]
+    for p in to_remove:
+        full = wt.root / p
+        try:
+            if full.is_symlink() or full.is_file():
+                full.unlink()
+                result.removed.append(p)
+            writer.remove_empty_parents(p)
+        except (OSError, UnsafePath):
+            pass
+        index.remove(p)
+    total = sum(e.size for _, e in to_write)
+    for p, e in to_write:
+        full = wt.root / p
+        if full.is_dir() and not full.is_symlink():
+            _remove_tree_if_untracked_free(full)
+        st = _write_entry(repo, writer, p, e, allow_outside_links=False)
+        result.written.append(p)
+        result.bytes_written += e.size
+        if st is not None:
+            index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest, st.st_mtime_ns, st.st_ctime_ns,
+                                 st.st_ino, st.st_mode))
+        if progress:
+            progress(result.bytes_written, total)
+    for p, e in new_files.items():
+        if p not in carried and p not in {w for w, _ in to_write}:
+            cur = index.entries.get(p)
+            if cur is None or cur.version != (e.kind, e.id):
+                index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
+            result.kept += 1
+    index.save()
+    return result
+
+
+def _remove_tree_if_untracked_free(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        raise WouldOverwrite(f"a non-empty directory {path} is in the way") from None
+
+
+def checkout(repo: Repository, wt: Worktree, rev: str, *, force: bool = False,
+             detach: bool = False, progress: Progress | None = None) -> CheckoutResult:
+    """``checkout BRANCH`` switches branches; any other revision detaches HEAD."""
+    from dsrepo.dvcs.merging import merge_heads_in_progress
+
+    if merge_heads_in_progress(repo) and not force:
+        raise WouldOverwrite("a merge is in progress; commit it or run 'dsrepo merge --abort'")
+    branch = None
+    if not detach and repo.refs.resolve(HEADS + rev) is not None:
+        branch = branch_ref(rev)
+    target = resolve_commit(repo, rev)
+    result = switch_to(repo, wt, target, force=force, progress=progress)
+    who = repo.reflog_identity()
+    if branch is not None:
+        repo.refs.set_symbolic("HEAD", branch, who=who, message=f"checkout: moving to {rev}")
+    else:
+        repo.refs.set_detached("HEAD", target, who=who, message=f"checkout: moving to {rev}")
+    return result
+
+
+def switch(repo: Repository, wt: Worktree, branch: str, *, create: bool = False,
+           start: str = "HEAD", force: bool = False) -> CheckoutResult:
+    from dsrepo.dvcs.commits import create_branch
+
+    ref = branch_ref(branch)
+    if create:
+        create_branch(repo, branch, start)
+    elif repo.refs.resolve(ref) is None:
+        raise UnknownRevision(f"branch {branch!r} not found (use -c to create it)")
+    return checkout(repo, wt, branch, force=force)
+
+
+def restore(repo: Repository, wt: Worktree, user_paths: Sequence[str], *, source: str | None = None,
+            staged: bool = False, cwd: Path | None = None) -> list[str]:
+    """Bring paths back from ``source`` (default: the index; with ``staged``: HEAD into the index)."""
+    prefixes = wt.relpaths(user_paths, cwd)
+    writer = SafeWriter(wt.root)
+    restored: list[str] = []
+    if source is None and not staged:
+        files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in wt.index.entries.values()}
+    else:
+        files = repo.flatten(repo.commit_tree(resolve_commit(repo, source or "HEAD")))
+    for pre in prefixes:
+        matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
+        if not matched:
+            raise PathError(f"pathspec {pre!r} did not match any file in {source or 'the index'}")
+        for p in sorted(matched):
+            e = files[p]
+            if staged:
+                wt.index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
+            else:
+                st = _write_entry(repo, writer, p, e, allow_outside_links=False)
+                if source is None and st is not None:
+                    wt.index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest, st.st_mtime_ns,
+                                            st.st_ctime_ns, st.st_ino, st.st_mode))
+            restored.append(p)
+    wt.index.save()
+    return restored

@@ -1,0 +1,121 @@
+"""Configuration: git-style INI files, repository-level (``.dsrepo/config``) over user-level
+(``$DSREPO_CONFIG_GLOBAL`` or ``~/.config/dsrepo/config``). Keys are ``section.name`` or
+``section.subsection.name`` (``remote.origin.url`` lives in ``[remote "origin"]``).
+Credentials never belong here: S3 settings use the AWS conventions (environment, profiles)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from pathlib import Path
+
+from dsrepo.dvcs.errors import ConfigError
+from dsrepo.dvcs.fsutil import atomic_write
+
+_KEY = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)(?:\.(.+))?\.([A-Za-z][A-Za-z0-9_-]*)$")
+_SECRET_WORDS = ("secret", "password", "token", "access_key", "accesskey")
+
+
+def global_config_path() -> Path:
+    env = os.environ.get("DSREPO_CONFIG_GLOBAL")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "dsrepo" / "config"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(INI section, option) for a dotted key."""
+    m = _KEY.match(key)
+    if not m:
+        raise ConfigError(f"invalid config key {key!r}: expected section.name or section.sub.name")
+    section, sub, name = m.groups()
+    if sub is not None:
+        if '"' in sub or "\n" in sub:
+            raise ConfigError(f"invalid config key {key!r}")
+        return f'{section.lower()} "{sub}"', name.lower()
+    return section.lower(), name.lower()
+
+
+class ConfigFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.parser = configparser.ConfigParser(interpolation=None, strict=False)
+        if path.exists():
+            try:
+                self.parser.read(path, encoding="utf-8")
+            except configparser.Error as exc:
+                raise ConfigError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+
+    def get(self, key: str) -> str | None:
+        section, name = split_key(key)
+        return self.parser.get(section, name, fallback=None)
+
+    def set(self, key: str, value: str | None) -> None:
+        section, name = split_key(key)
+        if value is None:
+            if self.parser.has_section(section):
+                self.parser.remove_option(section, name)
+                if not self.parser.options(section):
+                    self.parser.remove_section(section)
+        else:
+            if any(w in name for w in _SECRET_WORDS):
+                raise ConfigError(
+                    f"refusing to store {key!r} in a config file: use the AWS environment "
+                    "variables or a profile (~/.aws/credentials) for credentials"
+                )
+            if not self.parser.has_section(section):
+                self.parser.add_section(section)
+            self.parser.set(section, name, value)
+        self.save()
+
+    def remove_section(self, section: str) -> bool:
+        removed = self.parser.remove_section(section)
+        if removed:
+            self.save()
+        return removed
+
+    def rename_section(self, old: str, new: str) -> None:
+        items = dict(self.parser.items(old))
+        self.parser.remove_section(old)
+        self.parser.add_section(new)
+        for k, v in items.items():
+            self.parser.set(new, k, v)
+        self.save()
+
+    def sections(self) -> list[str]:
+        return self.parser.sections()
+
+    def items(self) -> list[tuple[str, str]]:
+        out = []
+        for section in self.parser.sections():
+            m = re.match(r'^(\S+) "(.*)"$', section)
+            prefix = f"{m.group(1)}.{m.group(2)}" if m else section
+            for k, v in self.parser.items(section):
+                out.append((f"{prefix}.{k}", v))
+        return out
+
+    def save(self) -> None:
+        import io
+
+        buf = io.StringIO()
+        self.parser.write(buf)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, buf.getvalue().encode("utf-8"))
+
+
+class Config:
+    """Layered view: repository file over the user's global file."""
+
+    def __init__(self, repo_path: Path | None) -> None:
+        self.local = ConfigFile(repo_path) if repo_path is not None else None
+        self.globl = ConfigFile(global_config_path())
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        if self.local is not None:
+            v = self.local.get(key)
+            if v is not None:
+                return v
+        v = self.globl.get(key)
+        return default if v is None else v

@@ -1,0 +1,75 @@
+"""Errors of the repository layer (refs, revisions, working copy, history, merge, sync)."""
+
+from __future__ import annotations
+
+from dsrepo.errors import DsrepoError
+
+
+class RepositoryError(DsrepoError):
+    """A repository-level operation failed."""
+
+
+class NotARepository(RepositoryError):
+    exit_code = 3
+
+
+class AlreadyARepository(RepositoryError):
+    exit_code = 3
+
+
+class InvalidRefName(RepositoryError):
+    exit_code = 2
+
+
+class UnknownRevision(RepositoryError):
+    exit_code = 4
+
+
+class RefConflict(RepositoryError):
+    """A ref changed under us (compare-and-swap lost) or would not fast-forward."""
+
+    exit_code = 5
+
+
+class RefExists(RepositoryError):
+    exit_code = 5
+
+
+class NothingToCommit(RepositoryError):
+    exit_code = 6
+
+
+class MissingIdentity(RepositoryError):
+    exit_code = 6
+
+
+class MergeConflictError(RepositoryError):
+    exit_code = 5
+
+
+class WouldOverwrite(RepositoryError):
+    """An operation would destroy uncommitted work; ``--force`` overrides."""
+
+    exit_code = 6
+
+
+class PathError(RepositoryError):
+    """A path outside the working copy, or a pathspec that matches nothing."""
+
+    exit_code = 9
+
+
+class ConfigError(RepositoryError):
+    exit_code = 2
+
+
+class StateError(RepositoryError):
+    """An operation is not possible in the current state (merge in progress, detached HEAD...)."""
+
+    exit_code = 6
+
+
+class IntegrityError(RepositoryError):
+    """fsck found problems."""
+
+    exit_code = 7

@@ -1,0 +1,246 @@
+"""Reading history: log, diff between versions (with renames detected by content), show, ls-files."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dsrepo.dvcs.graph import topo_order
+from dsrepo.dvcs.revisions import resolve_commit, resolve_tree
+from dsrepo.objects.ids import ObjectId, from_hex
+from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.model import Commit, TreeEntry
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+    from dsrepo.dvcs.worktree import Worktree
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    id: ObjectId
+    commit: Commit
+
+
+def log(repo: Repository, revs: Sequence[str] = ("HEAD",), *, max_count: int | None = None,
+        paths: Sequence[str] = ()) -> list[LogEntry]:
+    """Commits reachable from ``revs``, newest first (children before parents)."""
+    heads = [resolve_commit(repo, r).hex() for r in revs]
+    order = topo_order(repo.parents_of, heads,
+                       timestamp=lambda h: repo.store.get_commit(from_hex(h)).committer.time)
+    out: list[LogEntry] = []
+    for h in order:
+        oid = from_hex(h)
+        c = repo.store.get_commit(oid)
+        if paths and not _touches(repo, c, paths):
+            continue
+        out.append(LogEntry(oid, c))
+        if max_count is not None and len(out) >= max_count:
+            break
+    return out
+
+
+def _entry_at(repo: Repository, tree: ObjectId, path: str) -> tuple[EntryKind, ObjectId] | None:
+    e = repo.lookup_path(tree, path) if path else None
+    return None if e is None else (e.kind, e.id)
+
+
+def _touches(repo: Repository, c: Commit, paths: Sequence[str]) -> bool:
+    """A commit touches a path when the path differs from every parent (a merge that took one
+    side unchanged is not listed), or when a root commit has it."""
+    for p in paths:
+        mine = _entry_at(repo, c.tree, p)
+        if not c.parents:
+            if mine is not None:
+                return True
+            continue
+        if all(_entry_at(repo, repo.store.get_commit(par).tree, p) != mine for par in c.parents):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- diff
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    status: str  # "A" added, "D" deleted, "M" modified, "R" renamed (same content, new path)
+    path: str
+    old: TreeEntry | None
+    new: TreeEntry | None
+    old_path: str | None = None
+
+
+@dataclass
+class DiffResult:
+    changes: list[FileChange] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for c in self.changes if c.status == status)
+
+    @property
+    def bytes_added(self) -> int:
+        return sum(c.new.size for c in self.changes if c.status == "A" and c.new)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(c.old.size for c in self.changes if c.status == "D" and c.old)
+
+    @property
+    def bytes_modified(self) -> int:
+        return sum(c.new.size for c in self.changes if c.status == "M" and c.new)
+
+    def summary(self) -> str:
+        return (
+            f"{self.count('A')} added (+{self.bytes_added} B), {self.count('D')} removed "
+            f"(-{self.bytes_removed} B), {self.count('M')} modified ({self.bytes_modified} B), "
+            f"{self.count('R')} renamed"
+        )
+
+
+def _entries(repo: Repository, tree: ObjectId | None) -> dict[str, TreeEntry]:
+    return {} if tree is None else {e.name: e for e in repo.store.tree_entries(tree)}
+
+
+def _files_under(repo: Repository, e: TreeEntry, path: str) -> Iterator[tuple[str, TreeEntry]]:
+    if e.kind == EntryKind.TREE:
+        yield from repo.walk_tree(e.id, path + "/")
+    else:
+        yield path, e
+
+
+def diff_trees(repo: Repository, a: ObjectId | None, b: ObjectId | None,
+               prefix: str = "") -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+    """(path, old, new) for every file that differs; identical subtrees are skipped unread."""
+    if a == b:
+        return
+    ea, eb = _entries(repo, a), _entries(repo, b)
+    for name in sorted(set(ea) | set(eb)):
+        x, y = ea.get(name), eb.get(name)
+        path = prefix + name
+        if x is not None and y is not None and x.kind == y.kind == EntryKind.TREE:
+            if x.id != y.id:
+                yield from diff_trees(repo, x.id, y.id, path + "/")
+            continue
+        if x is not None and y is not None and x.kind != EntryKind.TREE and y.kind != EntryKind.TREE:
+            if (x.kind, x.id) != (y.kind, y.id):
+                yield path, x, y
+            continue
+        if x is not None:
+            for p, e in _files_under(repo, x, path):
+                yield p, e, None
+        if y is not None:
+            for p, e in _files_under(repo, y, path):
+                yield p, None, e
+
+
+def diff_files(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+    for p in sorted(set(old) | set(new)):
+        x, y = old.get(p), new.get(p)
+        if x is None or y is None or (x.kind, x.id) != (y.kind, y.id):
+            yield p, x, y
+
+
+def classify(pairs: Iterator[tuple[str, TreeEntry | None, TreeEntry | None]],
+             paths: Sequence[str] = ()) -> DiffResult:
+    """Turn (path, old, new) triples into changes, pairing deletions and additions with the same
+    content as renames (dedup by content, not by path)."""
+    added: list[tuple[str, TreeEntry]] = []
+    deleted: dict[ObjectId, list[tuple[str, TreeEntry]]] = {}
+    result = DiffResult()
+    for p, x, y in pairs:
+        if paths and not _in_paths(p, paths):
+            continue
+        if x is not None and y is not None:
+            result.changes.append(FileChange("M", p, x, y))
+        elif y is not None:
+            added.append((p, y))
+        elif x is not None:
+            deleted.setdefault(x.id, []).append((p, x))
+    for p, y in added:
+        candidates = deleted.get(y.id)
+        if candidates:
+            old_path, x = candidates.pop(0)
+            result.changes.append(FileChange("R", p, x, y, old_path))
+        else:
+            result.changes.append(FileChange("A", p, None, y))
+    for group in deleted.values():
+        for p, x in group:
+            result.changes.append(FileChange("D", p, x, None))
+    result.changes.sort(key=lambda c: c.path)
+    return result
+
+
+def _in_paths(p: str, paths: Sequence[str]) -> bool:
+    for pre in paths:
+        pre = pre.strip("/")
+        if not pre or p == pre or p.startswith(pre + "/") or fnmatch.fnmatchcase(p, pre):
+            return True
+    return False
+
+
+def worktree_files(repo: Repository, wt: Worktree) -> dict[str, TreeEntry]:
+    """The working copy as a flat snapshot (hashing only files whose stat changed)."""
+    from dsrepo.dvcs.worktree import files_from_index
+
+    files = files_from_index(wt.index.entries.values())
+    modified, deleted, _ = wt.changes()
+    for p in deleted:
+        files.pop(p, None)
+    for p in modified:
+        from dsrepo.dvcs.worktree import _scan_one
+
+        s = _scan_one(wt.root, p)
+        if s is None:
+            files.pop(p, None)
+            continue
+        ref = wt.hash_entry(s, write=False)
+        files[p] = TreeEntry(p.rsplit("/", 1)[-1], s.kind, ref.size, ref.content_id, None)
+    return files
+
+
+def diff(repo: Repository, wt: Worktree | None, a: str | None = None, b: str | None = None,
+         paths: Sequence[str] = (), *, cached: bool = False) -> DiffResult:
+    """``diff`` (index → worktree), ``diff --cached`` (HEAD → index), ``diff A`` (A → worktree),
+    ``diff A B`` (A → B)."""
+    from dsrepo.dvcs.worktree import files_from_index
+
+    if a is not None and b is not None:
+        return classify(diff_trees(repo, resolve_tree(repo, a), resolve_tree(repo, b)), paths)
+    assert wt is not None
+    if cached:
+        old = repo.flatten(resolve_tree(repo, a or "HEAD")) if (a or repo.head_commit()) else {}
+        return classify(diff_files(old, files_from_index(wt.index.entries.values())), paths)
+    old = repo.flatten(resolve_tree(repo, a)) if a is not None else files_from_index(wt.index.entries.values())
+    return classify(diff_files(old, worktree_files(repo, wt)), paths)
+
+
+# ---------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    kind: EntryKind
+    size: int
+    content_id: ObjectId
+    chunks: int
+
+
+def ls_files(repo: Repository, rev: str | None, pattern: str | None = None,
+             wt: Worktree | None = None) -> list[FileInfo]:
+    """Files of a version (or of the index when ``rev`` is None), with size and content id."""
+    if rev is None:
+        assert wt is not None
+        items = [(e.path, e.tree_entry(e.path.rsplit("/", 1)[-1])) for e in wt.index.entries.values()]
+    else:
+        items = list(repo.walk_tree(resolve_tree(repo, rev)))
+    out = []
+    for p, e in sorted(items):
+        if pattern and not (fnmatch.fnmatchcase(p, pattern) or _in_paths(p, [pattern])):
+            continue
+        chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
+        out.append(FileInfo(p, e.kind, e.size, e.id, chunks))
+    return out

@@ -1,0 +1,148 @@
+"""``merge REV...``: one commit whose parents are HEAD and every REV (octopus), merged per path
+against the merge base of all of them with the rules of :mod:`dsrepo.dvcs.merge`.
+
+Conflicts stop the merge before anything is written and list every path with the version each
+side has, unless the user chose a strategy. ``--no-commit`` leaves the merged files in the working
+copy with the merge recorded in ``.dsrepo/MERGE_HEAD``; ``commit`` finishes it, ``--abort`` undoes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dsrepo.dvcs.checkout import apply_files, dirty_paths
+from dsrepo.dvcs.commits import write_tree
+from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
+from dsrepo.dvcs.fsutil import atomic_write
+from dsrepo.dvcs.graph import is_ancestor, merge_bases
+from dsrepo.dvcs.merge import PathConflict, Strategy, merge_snapshots
+from dsrepo.dvcs.refnames import shorten
+from dsrepo.dvcs.revisions import resolve_commit
+from dsrepo.objects.ids import ObjectId, from_hex
+from dsrepo.objects.model import Commit, TreeEntry
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+    from dsrepo.dvcs.worktree import Worktree
+
+MERGE_HEAD = "MERGE_HEAD"
+MERGE_MSG = "MERGE_MSG"
+ORIG_HEAD = "ORIG_HEAD"
+
+
+@dataclass
+class MergeOutcome:
+    kind: str  # "up-to-date", "fast-forward", "merged", "staged" (--no-commit)
+    commit: ObjectId | None
+    bases: list[ObjectId] = field(default_factory=list)
+    resolved: tuple[PathConflict[TreeEntry], ...] = ()
+    changed: int = 0
+
+
+def merge_heads_in_progress(repo: Repository) -> list[ObjectId]:
+    path = repo.dsdir / MERGE_HEAD
+    if not path.exists():
+        return []
+    return [from_hex(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+
+
+def clear_merge_state(repo: Repository) -> None:
+    for name in (MERGE_HEAD, MERGE_MSG):
+        (repo.dsdir / name).unlink(missing_ok=True)
+
+
+def describe_conflicts(conflicts: Sequence[PathConflict[TreeEntry]], labels: Sequence[str]) -> str:
+    def v(e: TreeEntry | None) -> str:
+        return "deleted" if e is None else f"{e.id.hex()[:12]} ({e.size} B)"
+
+    lines = []
+    for c in conflicts:
+        sides = ", ".join(f"{label}: {v(x)}" for label, x in zip(labels, c.versions, strict=True))
+        lines.append(f"  {c.path}: {c.reason} (base: {v(c.base)}; {sides})")
+    return "\n".join(lines)
+
+
+def merge(repo: Repository, wt: Worktree, revs: Sequence[str], *, strategy: Strategy | None = None,
+          message: str | None = None, metadata: dict[str, Any] | None = None,
+          no_commit: bool = False, no_ff: bool = False) -> MergeOutcome:
+    if not revs:
+        raise StateError("nothing to merge: name at least one revision")
+    if merge_heads_in_progress(repo):
+        raise StateError("a merge is already in progress; commit it or run 'dsrepo merge --abort'")
+    head = repo.head_commit()
+    others = []
+    for r in revs:
+        c = resolve_commit(repo, r)
+        if c not in others and c != head:
+            others.append(c)
+    identity = repo.identity() if not no_commit else None
+    head_files = repo.flatten(repo.commit_tree(head))
+    dirty = dirty_paths(repo, wt, head_files)
+    if dirty:
+        raise WouldOverwrite(
+            "you have uncommitted changes; commit them first (or discard them with checkout --force): "
+            + ", ".join(sorted(dirty)[:20])
+        )
+    if head is not None:
+        others = [o for o in others if not is_ancestor(repo.parents_of, o.hex(), head.hex())]
+    if not others:
+        return MergeOutcome("up-to-date", head)
+    if (head is None or (len(others) == 1 and is_ancestor(repo.parents_of, head.hex(), others[0].hex()))) \
+            and not no_ff and not no_commit:
+        target = others[0]
+        result = apply_files(repo, wt, head_files, repo.flatten(repo.commit_tree(target)),
+                             commit=target, force=False)
+        repo.update_head(target, head, f"merge {revs[0]}: Fast-forward")
+        return MergeOutcome("fast-forward", target, changed=len(result.written) + len(result.removed))
+    heads = ([head] if head is not None else []) + others
+    bases = [from_hex(h) for h in merge_bases(repo.parents_of, [h.hex() for h in heads])]
+    base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
+    snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
+    result = merge_snapshots(base_files, snapshots, strategy)
+    labels = ["HEAD"] + [r for r in revs][: len(others)]
+    if result.conflicts:
+        raise MergeConflictError(
+            f"merge stopped: {len(result.conflicts)} conflicting path(s); nothing was changed. "
+            "Resolve with --strategy ours|theirs|first|last, or change the paths and retry:\n"
+            + describe_conflicts(result.conflicts, labels)
+        )
+    store = repo.store
+    tree = write_tree(store, result.merged)
+    names = ", ".join(revs)
+    branch = repo.head_branch()
+    msg = message or f"Merge {names} into {shorten(branch) if branch else 'HEAD'}"
+    if no_commit:
+        store.flush()
+        apply_files(repo, wt, head_files, result.merged, commit=None, force=False)
+        atomic_write(repo.dsdir / MERGE_HEAD, "".join(f"{o.hex()}\n" for o in others).encode())
+        atomic_write(repo.dsdir / MERGE_MSG, msg.encode())
+        return MergeOutcome("staged", None, bases, result.resolved)
+    assert identity is not None
+    meta: dict[str, Any] = dict(metadata or {})
+    if strategy is not None:
+        meta.setdefault("merge", {"strategy": strategy.value, "resolved": [c.path for c in result.resolved]})
+    c = Commit(tree, tuple(heads), identity, identity, msg if msg.endswith("\n") else msg + "\n", meta)
+    try:
+        cid = store.put(c)
+        store.flush()
+    except BaseException:
+        store.abort()
+        raise
+    applied = apply_files(repo, wt, head_files, result.merged, commit=cid, force=False)
+    repo.update_head(cid, head, f"merge {names}")
+    return MergeOutcome("merged", cid, bases, result.resolved,
+                        changed=len(applied.written) + len(applied.removed))
+
+
+def abort(repo: Repository, wt: Worktree) -> None:
+    if not merge_heads_in_progress(repo):
+        raise StateError("there is no merge in progress")
+    head = repo.head_commit()
+    head_files = repo.flatten(repo.commit_tree(head))
+    from dsrepo.dvcs.worktree import files_from_index
+
+    apply_files(repo, wt, files_from_index(wt.index.entries.values()), head_files,
+                commit=head, force=True)
+    clear_merge_state(repo)

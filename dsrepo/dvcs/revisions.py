@@ -1,0 +1,147 @@
+"""Revision syntax: ``HEAD``, ``@``, branches, tags, ``origin/main``, full ref names, id prefixes,
+``REV~N``, ``REV^N``, ``REV^{tree}``/``^{commit}``, and ``REV:PATH``.
+
+Names resolve in git's order: ``refs/<name>``, ``refs/tags/<name>``, ``refs/heads/<name>``,
+``refs/remotes/<name>``; then a hex prefix of at least 4 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dsrepo.dvcs.errors import UnknownRevision
+from dsrepo.dvcs.refnames import refname_problem
+from dsrepo.objects.errors import AmbiguousId, InvalidId, ObjectNotFound
+from dsrepo.objects.ids import ObjectId, looks_like_hex
+from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.model import ObjectType, TreeEntry
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+
+_SUFFIX = re.compile(r"(~\d*|\^\d*|\^\{(?:commit|tree|tag|)\})")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a revision names: an object, or (for ``REV:PATH``) an entry inside a tree."""
+
+    id: ObjectId
+    type: ObjectType
+    entry: TreeEntry | None = None
+    path: str | None = None
+
+
+def resolve_name(repo: Repository, name: str) -> ObjectId:
+    """The object a name or id prefix denotes (tags unpeeled)."""
+    if not name:
+        raise UnknownRevision("empty revision")
+    if name in ("HEAD", "@"):
+        oid = repo.refs.resolve("HEAD")
+        if oid is None:
+            raise UnknownRevision("HEAD does not point to a commit yet (no commits on this branch)")
+        return oid
+    if refname_problem(name) is None or name.startswith("refs/"):
+        for candidate in (name, f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}"):
+            if candidate.startswith("refs/") and refname_problem(candidate) is None:
+                oid = repo.refs.resolve(candidate)
+                if oid is not None:
+                    return oid
+    if looks_like_hex(name):
+        try:
+            return repo.store.resolve_prefix(name)
+        except ObjectNotFound:
+            pass
+        except AmbiguousId as exc:
+            raise UnknownRevision(str(exc)) from None
+    elif re.fullmatch(r"[0-9a-fA-F]{1,3}", name):
+        raise UnknownRevision(f"unknown revision {name!r} (id prefixes need at least 4 characters)")
+    raise UnknownRevision(f"unknown revision {name!r}: not a branch, tag, ref or object id")
+
+
+def peel(repo: Repository, oid: ObjectId, want: ObjectType) -> ObjectId:
+    """Follow tags (and commit → tree) until an object of type ``want``."""
+    for _ in range(64):
+        t = repo.store.object_type(oid)
+        if t == want:
+            return oid
+        if t == ObjectType.TAG:
+            oid = repo.store.get_tag(oid).target
+        elif t == ObjectType.COMMIT and want == ObjectType.TREE:
+            oid = repo.store.get_commit(oid).tree
+        else:
+            raise UnknownRevision(f"{oid.hex()[:12]} is a {t.label}, not a {want.label}")
+    raise UnknownRevision("tag chain too long")
+
+
+def resolve(repo: Repository, rev: str) -> Resolved:
+    """Resolve any revision expression."""
+    try:
+        return _resolve(repo, rev)
+    except (ObjectNotFound, InvalidId) as exc:
+        raise UnknownRevision(f"unknown revision {rev!r}: {exc}") from None
+
+
+def _resolve(repo: Repository, rev: str) -> Resolved:
+    path: str | None = None
+    if ":" in rev:
+        rev, path = rev.split(":", 1)
+        rev = rev or "HEAD"
+    m = re.search(r"((?:~\d*|\^\d*|\^\{[a-z]*\})*)$", rev)
+    suffix = m.group(1) if m else ""
+    base = rev[: len(rev) - len(suffix)]
+    oid = resolve_name(repo, base)
+    for op in _SUFFIX.findall(suffix):
+        if op.startswith("^{"):
+            kind = op[2:-1]
+            if kind:
+                oid = peel(repo, oid, ObjectType.from_label(kind))
+            else:
+                while repo.store.object_type(oid) == ObjectType.TAG:
+                    oid = repo.store.get_tag(oid).target
+            continue
+        oid = peel(repo, oid, ObjectType.COMMIT)
+        n = int(op[1:]) if len(op) > 1 else 1
+        if op[0] == "~":
+            for _ in range(n):
+                parents = repo.store.get_commit(oid).parents
+                if not parents:
+                    raise UnknownRevision(f"revision {rev!r} goes past the first commit")
+                oid = parents[0]
+        elif n > 0:
+            parents = repo.store.get_commit(oid).parents
+            if n > len(parents):
+                raise UnknownRevision(f"revision {rev!r}: commit has only {len(parents)} parent(s)")
+            oid = parents[n - 1]
+    if path is None:
+        return Resolved(oid, repo.store.object_type(oid))
+    tree = peel(repo, oid, ObjectType.TREE)
+    clean = path.strip("/")
+    if not clean:
+        return Resolved(tree, ObjectType.TREE, None, "")
+    entry = repo.lookup_path(tree, clean)
+    if entry is None:
+        raise UnknownRevision(f"path {clean!r} does not exist in {rev or 'HEAD'}")
+    type_ = ObjectType.TREE if entry.kind == EntryKind.TREE else ObjectType.CHUNK
+    return Resolved(entry.id, type_, entry, clean)
+
+
+def resolve_commit(repo: Repository, rev: str) -> ObjectId:
+    r = resolve(repo, rev)
+    if r.entry is not None:
+        raise UnknownRevision(f"{rev!r} names a path, not a commit")
+    try:
+        return peel(repo, r.id, ObjectType.COMMIT)
+    except UnknownRevision:
+        raise UnknownRevision(f"{rev!r} is a {r.type.label}, not a commit") from None
+
+
+def resolve_tree(repo: Repository, rev: str) -> ObjectId:
+    r = resolve(repo, rev)
+    if r.entry is not None:
+        if r.entry.kind != EntryKind.TREE:
+            raise UnknownRevision(f"{rev!r} is a file, not a directory")
+        return r.id
+    return peel(repo, r.id, ObjectType.TREE)

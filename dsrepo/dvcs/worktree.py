@@ -1,0 +1,516 @@
+"""The staging index (a stat cache, like git's index) and the verbs that use it: add, rm, mv,
+status.
+
+The index file (``.dsrepo/index``) holds, for every staged path, what the next commit will record
+(kind, size, content id, manifest) and the file's stat when it was hashed (size, mtime_ns,
+ctime_ns, inode, mode). ``status`` re-hashes only files whose stat changed, plus "racily clean"
+files: those whose mtime is not older than the index file itself (git's racy-timestamp rule — a
+write in the same timestamp tick as the hashing would otherwise go unnoticed).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgpack
+
+from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite
+from dsrepo.dvcs.fsutil import atomic_write
+from dsrepo.dvcs.ignore import IgnoreRules
+from dsrepo.dvcs.paths import UnsafePath, user_path_to_relpath
+from dsrepo.dvcs.scan import ScanEntry, scan
+from dsrepo.objects.ids import ObjectId, hash_data
+from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.model import TreeEntry
+from dsrepo.objects.store import FileRef
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+
+INDEX_VERSION = 1
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    path: str
+    kind: EntryKind
+    size: int
+    content_id: ObjectId
+    manifest: ObjectId | None
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    ino: int = 0
+    mode: int = 0
+
+    def same_stat(self, s: ScanEntry) -> bool:
+        return (
+            self.size == s.size
+            and self.mtime_ns == s.mtime_ns
+            and self.ctime_ns == s.ctime_ns
+            and self.ino == s.ino
+            and self.kind == s.kind
+        )
+
+    def tree_entry(self, name: str) -> TreeEntry:
+        return TreeEntry(name, self.kind, self.size, self.content_id, self.manifest)
+
+    @property
+    def version(self) -> tuple[EntryKind, ObjectId]:
+        return (self.kind, self.content_id)
+
+
+class StagingIndex:
+    """The staged snapshot plus stat cache; loaded and saved whole (atomic replace)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, IndexEntry] = {}
+        self.stamp_ns = 0
+        self.dirty = False
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+            self.stamp_ns = os.stat(self.path).st_mtime_ns
+            doc = msgpack.unpackb(raw, raw=False, use_list=False)
+            if doc[0] != INDEX_VERSION:
+                raise ValueError("version")
+            for p, k, size, cid, man, mt, ct, ino, mode in doc[1]:
+                self.entries[p] = IndexEntry(p, EntryKind(k), size, cid, man, mt, ct, ino, mode)
+        except Exception:
+            raise RepositoryError(
+                f"the staging index {self.path} is unreadable; delete it and run 'dsrepo reset' "
+                "to rebuild it from HEAD"
+            ) from None
+
+    def save(self) -> None:
+        rows = [
+            (
+                e.path,
+                int(e.kind),
+                e.size,
+                e.content_id,
+                e.manifest,
+                e.mtime_ns,
+                e.ctime_ns,
+                e.ino,
+                e.mode,
+            )
+            for e in sorted(self.entries.values(), key=lambda e: e.path)
+        ]
+        atomic_write(self.path, msgpack.packb([INDEX_VERSION, rows], use_bin_type=True))
+        self.stamp_ns = os.stat(self.path).st_mtime_ns
+        self.dirty = False
+
+    def is_racy(self, e: IndexEntry) -> bool:
+        return e.mtime_ns >= self.stamp_ns
+
+    def set(self, e: IndexEntry) -> None:
+        self.entries[e.path] = e
+        self.dirty = True
+
+    def remove(self, path: str) -> None:
+        if self.entries.pop(path, None) is not None:
+            self.dirty = True
+
+    def reset_to(self, files: dict[str, TreeEntry]) -> None:
+        """Replace the staged snapshot with ``files``, keeping stat info where content matches."""
+        old = self.entries
+        self.entries = {}
+        for p, te in files.items():
+            prev = old.get(p)
+            if prev is not None and prev.version == (te.kind, te.id):
+                self.entries[p] = prev
+            else:
+                self.entries[p] = IndexEntry(p, te.kind, te.size, te.id, te.manifest)
+        self.dirty = True
+
+    def under(self, prefix: str) -> Iterator[IndexEntry]:
+        if not prefix:
+            yield from self.entries.values()
+            return
+        pre = prefix.rstrip("/") + "/"
+        for p, e in self.entries.items():
+            if p == prefix or p.startswith(pre):
+                yield e
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What ``dsrepo status`` reports. Paths are worktree-relative POSIX strings."""
+
+    branch: str | None
+    head: ObjectId | None
+    staged_added: tuple[str, ...] = ()
+    staged_modified: tuple[str, ...] = ()
+    staged_deleted: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    untracked: tuple[str, ...] = ()
+    merging: tuple[ObjectId, ...] = ()
+    upstream: str | None = None
+    ahead: int = 0
+    behind: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.staged_added
+            or self.staged_modified
+            or self.staged_deleted
+            or self.modified
+            or self.deleted
+        )
+
+
+@dataclass
+class AddResult:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bytes_hashed: int = 0
+
+
+def _kind_of(s: ScanEntry) -> EntryKind:
+    return s.kind
+
+
+def _read_link(root: Path, rel: str) -> bytes:
+    return os.fsencode(os.readlink(root / rel))
+
+
+class Worktree:
+    """Working-copy operations for one repository."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.root = repo.root
+        self.index = StagingIndex(repo.dsdir / "index")
+        self._rules: IgnoreRules | None = None
+
+    @property
+    def rules(self) -> IgnoreRules:
+        if self._rules is None:
+            self._rules = IgnoreRules.load(self.root)
+        return self._rules
+
+    # ---- paths
+
+    def relpaths(self, user_paths: Sequence[str], cwd: Path | None = None) -> list[str]:
+        out = []
+        for p in user_paths:
+            try:
+                out.append(user_path_to_relpath(self.root, cwd or Path.cwd(), p))
+            except UnsafePath as exc:
+                raise PathError(str(exc)) from None
+        return out
+
+    def scan(self, prefixes: Sequence[str] = ("",)) -> Iterator[ScanEntry]:
+        """Worktree files under any of ``prefixes`` ("" = everything)."""
+        if "" in prefixes:
+            yield from scan(self.root, self.rules)
+            return
+        seen: set[str] = set()
+        for pre in prefixes:
+            full = self.root / pre
+            if full.is_symlink() or full.is_file():
+                for s in scan(self.root, self.rules, only=[f"/{_glob_escape(pre)}"]):
+                    if s.path == pre and s.path not in seen:
+                        seen.add(s.path)
+                        yield s
+            elif full.is_dir():
+                for s in scan(self.root, self.rules, only=[f"/{_glob_escape(pre)}/"]):
+                    if s.path not in seen:
+                        seen.add(s.path)
+                        yield s
+
+    # ---- hashing
+
+    def hash_entry(self, s: ScanEntry, write: bool) -> FileRef:
+        """Content of a scanned file (stored when ``write``)."""
+        if s.kind == EntryKind.SYMLINK:
+            target = _read_link(self.root, s.path)
+            if write:
+                return self.repo.store.write_bytes(target)
+            return FileRef(hash_data(target), len(target))
+        path = os.path.join(self.root, s.path)
+        if write:
+            return self.repo.store.write_file(path)
+        return hash_file(path, self.repo.store.params.small_file_threshold)
+
+    def _index_entry(self, s: ScanEntry, ref: FileRef) -> IndexEntry:
+        return IndexEntry(
+            s.path,
+            s.kind,
+            ref.size,
+            ref.content_id,
+            ref.manifest,
+            s.mtime_ns,
+            s.ctime_ns,
+            s.ino,
+            s.mode,
+        )
+
+    def _unchanged(self, e: IndexEntry | None, s: ScanEntry) -> bool:
+        return e is not None and e.same_stat(s) and not self.index.is_racy(e)
+
+    # ---- add / rm / mv
+
+    def add(
+        self, user_paths: Sequence[str], cwd: Path | None = None, *, progress: object = None
+    ) -> AddResult:
+        prefixes = self.relpaths(user_paths, cwd)
+        result = AddResult()
+        seen: set[str] = set()
+        for pre in prefixes:
+            full = self.root / pre if pre else self.root
+            if pre and not os.path.lexists(full) and not any(True for _ in self.index.under(pre)):
+                raise PathError(f"pathspec {pre!r} did not match any files")
+        store = self.repo.store
+        try:
+            for s in self.scan(prefixes):
+                seen.add(s.path)
+                old = self.index.entries.get(s.path)
+                if self._unchanged(old, s):
+                    continue
+                ref = self.hash_entry(s, write=True)
+                result.bytes_hashed += ref.size
+                new = self._index_entry(s, ref)
+                if old is None:
+                    result.added.append(s.path)
+                elif old.version != new.version:
+                    result.updated.append(s.path)
+                self.index.set(new)
+            for pre in prefixes:
+                for e in list(self.index.under(pre)):
+                    if e.path not in seen and not os.path.lexists(self.root / e.path):
+                        self.index.remove(e.path)
+                        result.removed.append(e.path)
+            store.flush()
+        except BaseException:
+            store.abort()
+            raise
+        if self.index.dirty:
+            self.index.save()
+        return result
+
+    def rm(
+        self,
+        user_paths: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        cached: bool = False,
+        force: bool = False,
+        recursive: bool = True,
+    ) -> list[str]:
+        prefixes = self.relpaths(user_paths, cwd)
+        targets: list[IndexEntry] = []
+        for pre in prefixes:
+            matched = list(self.index.under(pre))
+            if not matched:
+                raise PathError(f"pathspec {pre!r} did not match any tracked files")
+            targets.extend(matched)
+        if not cached and not force:
+            dirty = [e.path for e in targets if self._worktree_differs(e)]
+            if dirty:
+                raise WouldOverwrite(
+                    "these files have changes that are not staged; use --cached to keep them or "
+                    f"--force to delete them: {', '.join(sorted(dirty)[:20])}"
+                )
+        removed = []
+        for e in targets:
+            self.index.remove(e.path)
+            removed.append(e.path)
+            if not cached:
+                p = self.root / e.path
+                if p.is_symlink() or p.is_file():
+                    p.unlink()
+                _prune_empty_dirs(self.root, e.path)
+        self.index.save()
+        return sorted(removed)
+
+    def _worktree_differs(self, e: IndexEntry) -> bool:
+        p = self.root / e.path
+        if not os.path.lexists(p):
+            return False
+        s = _scan_one(self.root, e.path)
+        if s is None:
+            return True
+        if self._unchanged(e, s):
+            return False
+        return self.hash_entry(s, write=False).content_id != e.content_id or s.kind != e.kind
+
+    def mv(
+        self, src: str, dst: str, cwd: Path | None = None, *, force: bool = False
+    ) -> list[tuple[str, str]]:
+        (s_rel, d_rel) = self.relpaths([src, dst], cwd)
+        if not s_rel or not d_rel:
+            raise PathError("cannot move the working copy root")
+        moves = list(self.index.under(s_rel))
+        if not moves:
+            raise PathError(f"{src!r} is not tracked")
+        dpath = self.root / d_rel
+        if dpath.is_dir() and not dpath.is_symlink():
+            d_rel = f"{d_rel}/{Path(s_rel).name}"
+            dpath = self.root / d_rel
+        if os.path.lexists(dpath) and not force:
+            raise WouldOverwrite(f"destination {d_rel!r} exists; use --force to overwrite it")
+        dpath.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.root / s_rel, dpath)
+        out = []
+        for e in moves:
+            new_path = d_rel + e.path[len(s_rel) :]
+            self.index.remove(e.path)
+            s = _scan_one(self.root, new_path)
+            if s is not None:
+                e = IndexEntry(
+                    new_path,
+                    e.kind,
+                    e.size,
+                    e.content_id,
+                    e.manifest,
+                    s.mtime_ns,
+                    s.ctime_ns,
+                    s.ino,
+                    s.mode,
+                )
+            else:
+                e = IndexEntry(new_path, e.kind, e.size, e.content_id, e.manifest)
+            self.index.set(e)
+            out.append((e.path, new_path))
+        _prune_empty_dirs(self.root, s_rel)
+        self.index.save()
+        return out
+
+    # ---- status
+
+    def changes(
+        self, prefixes: Sequence[str] = ("",), *, refresh: bool = True
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(modified, deleted, untracked) of the worktree against the index."""
+        modified: list[str] = []
+        untracked: list[str] = []
+        seen: set[str] = set()
+        refreshed = False
+        for s in self.scan(prefixes):
+            seen.add(s.path)
+            e = self.index.entries.get(s.path)
+            if e is None:
+                untracked.append(s.path)
+                continue
+            if self._unchanged(e, s):
+                continue
+            ref = self.hash_entry(s, write=False)
+            if ref.content_id == e.content_id and s.kind == e.kind:
+                if refresh:  # same content, new stat: remember it so the next status is fast
+                    self.index.set(
+                        IndexEntry(
+                            e.path,
+                            e.kind,
+                            e.size,
+                            e.content_id,
+                            e.manifest,
+                            s.mtime_ns,
+                            s.ctime_ns,
+                            s.ino,
+                            s.mode,
+                        )
+                    )
+                    refreshed = True
+                continue
+            modified.append(s.path)
+        deleted = [e.path for pre in prefixes for e in self.index.under(pre) if e.path not in seen]
+        if refreshed:
+            try:
+                self.index.save()
+            except OSError:
+                pass  # a read-only repository still answers status
+        return sorted(modified), sorted(set(deleted)), sorted(untracked)
+
+    def status(self) -> Status:
+        repo = self.repo
+        head = repo.head_commit()
+        head_files = repo.flatten(repo.commit_tree(head))
+        staged_added, staged_modified, staged_deleted = [], [], []
+        for p, e in self.index.entries.items():
+            h = head_files.get(p)
+            if h is None:
+                staged_added.append(p)
+            elif (h.kind, h.id) != e.version:
+                staged_modified.append(p)
+        staged_deleted = [p for p in head_files if p not in self.index.entries]
+        modified, deleted, untracked = self.changes()
+        from dsrepo.dvcs.merging import merge_heads_in_progress
+
+        return Status(
+            branch=repo.head_branch(),
+            head=head,
+            staged_added=tuple(sorted(staged_added)),
+            staged_modified=tuple(sorted(staged_modified)),
+            staged_deleted=tuple(sorted(staged_deleted)),
+            modified=tuple(modified),
+            deleted=tuple(deleted),
+            untracked=tuple(untracked),
+            merging=tuple(merge_heads_in_progress(repo)),
+        )
+
+    def snapshot(self) -> dict[str, IndexEntry]:
+        return dict(self.index.entries)
+
+
+def hash_file(path: str, small_threshold: int) -> FileRef:
+    """Content id of a file without storing it (status)."""
+    from blake3 import blake3
+
+    h = blake3()
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            block = f.read(8 * 1024 * 1024)
+            if not block:
+                break
+            h.update(block)
+            size += len(block)
+    return FileRef(ObjectId(h.digest()), size, None)
+
+
+def _scan_one(root: Path, rel: str) -> ScanEntry | None:
+    try:
+        st = os.lstat(root / rel)
+    except OSError:
+        return None
+    if statmod.S_ISLNK(st.st_mode):
+        kind = EntryKind.SYMLINK
+    elif statmod.S_ISREG(st.st_mode):
+        kind = EntryKind.EXECUTABLE if st.st_mode & 0o100 else EntryKind.FILE
+    else:
+        return None
+    return ScanEntry(rel, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+
+def _prune_empty_dirs(root: Path, rel: str) -> None:
+    parent = (root / rel).parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+
+
+def _glob_escape(path: str) -> str:
+    out = []
+    for ch in path:
+        out.append("\\" + ch if ch in "*?[]!#\\ " else ch)
+    return "".join(out)
+
+
+def files_from_index(entries: Iterable[IndexEntry]) -> dict[str, TreeEntry]:
+    return {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in entries}

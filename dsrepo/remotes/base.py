@@ -1,0 +1,100 @@
+"""The storage backend interface: a handful of verbs on opaque keys.
+
+Everything dsrepo stores — packs, pack indexes, refs, the format marker — lives in a backend under
+keys spelled by :mod:`dsrepo.objects.layout`. Backends stay small; policy (retries, read-only,
+caching, fault injection) lives in wrappers that implement this same interface.
+
+Contract, checked by :mod:`dsrepo.remotes.testing` for every implementation:
+
+- ``put`` replaces atomically: a reader sees the old value or the new one, never a mix.
+- ``put_if_absent`` and ``compare_and_swap`` are atomic when ``capabilities.conditional_writes``
+  is true; two racing writers cannot both win.
+- ``list`` returns keys in ascending byte order, at most ``limit`` per call, after ``start_after``.
+- Errors are :mod:`dsrepo.remotes.errors` classes, never the transport's own exceptions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can promise."""
+
+    conditional_writes: bool
+    """``put_if_absent`` and ``compare_and_swap`` are atomic (safe for refs)."""
+    range_reads: bool = True
+    """``get`` with an offset/length transfers only that range."""
+    local: bool = False
+    """Keys are files on a local filesystem (cheap requests, no need for large batches)."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key and the size of its value in bytes."""
+
+    key: str
+    size: int
+
+
+class Backend(ABC):
+    """A key/bytes store. See the module docstring for the contract."""
+
+    capabilities: Capabilities
+
+    @abstractmethod
+    def stat(self, key: str) -> KeyInfo:
+        """Size of ``key``'s value. Raises KeyNotFound."""
+
+    @abstractmethod
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of ``key`` from ``offset``; ``length`` None means to the end.
+
+        A range past the end returns what exists (possibly ``b""``). Raises KeyNotFound.
+        """
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Create or atomically replace ``key``; durable when this returns."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` unless it exists. True if this call created it, False if it existed."""
+
+    @abstractmethod
+    def list(
+        self, prefix: str = "", start_after: str | None = None, limit: int = 1000
+    ) -> list[KeyInfo]:
+        """Up to ``limit`` keys starting with ``prefix``, sorted, strictly after ``start_after``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    @abstractmethod
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        """Set ``key`` to ``new`` only if its value is ``expected``.
+
+        ``expected=None`` means the key must not exist; ``new=None`` deletes it.
+        Raises KeyConflict when the current value differs.
+        """
+
+    def iter_keys(self, prefix: str = "") -> Iterator[KeyInfo]:
+        """Every key under ``prefix``, paging through :meth:`list`."""
+        after: str | None = None
+        while True:
+            page = self.list(prefix, start_after=after, limit=1000)
+            yield from page
+            if len(page) < 1000:
+                return
+            after = page[-1].key
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or handles. Idempotent."""
+
+    def describe(self) -> str:
+        """A short human-readable location for messages (a path or URL)."""
+        return type(self).__name__
