@@ -1,9 +1,9 @@
 """dsrepo: version control for datasets.
 
-    from dsrepo import Repository
-    repo = Repository.init("data")
-    repo.add(".")
-    repo.commit("first version", metadata={"source": "s3://raw/2026-11"})
+from dsrepo import Repository
+repo = Repository.init("data")
+repo.add(".")
+repo.commit("first version", metadata={"source": "s3://raw/2026-11"})
 """
 
 from __future__ import annotations

@@ -50,8 +50,9 @@ def match_only(patterns: Sequence[str] | None) -> Callable[[str], bool]:
     return lambda p: spec.match_file(p) or any(fnmatch.fnmatchcase(p, g) for g in patterns)
 
 
-def _write_entry(repo: Repository, writer: SafeWriter, path: str, e: TreeEntry,
-                 allow_outside_links: bool) -> os.stat_result | None:
+def _write_entry(
+    repo: Repository, writer: SafeWriter, path: str, e: TreeEntry, allow_outside_links: bool
+) -> os.stat_result | None:
     try:
         if e.kind == EntryKind.SYMLINK:
             target = os.fsdecode(repo.store.read_all(e))
@@ -66,12 +67,21 @@ def _check_case(root: Path, paths: Iterable[str]) -> None:
     collisions = find_case_collisions(paths)
     if collisions and is_case_insensitive_fs(root):
         shown = ", ".join(f"{a} ~ {b}" for a, b in collisions[:10])
-        raise PathError(f"paths differ only in letter case on a case-insensitive filesystem: {shown}")
+        raise PathError(
+            f"paths differ only in letter case on a case-insensitive filesystem: {shown}"
+        )
 
 
-def materialize_into(repo: Repository, rev: str, into: Path, *, only: Sequence[str] | None = None,
-                     force: bool = False, allow_outside_links: bool = False,
-                     progress: Progress | None = None) -> CheckoutResult:
+def materialize_into(
+    repo: Repository,
+    rev: str,
+    into: Path,
+    *,
+    only: Sequence[str] | None = None,
+    force: bool = False,
+    allow_outside_links: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     """Write the files of ``rev`` into ``into`` without touching the working copy or index.
 
     Files already there with the same content are kept; a different file is overwritten only with
@@ -143,8 +153,14 @@ def dirty_paths(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEnt
     return dirty
 
 
-def switch_to(repo: Repository, wt: Worktree, target: ObjectId, *, force: bool = False,
-              progress: Progress | None = None) -> CheckoutResult:
+def switch_to(
+    repo: Repository,
+    wt: Worktree,
+    target: ObjectId,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     """Make the working copy and index match commit ``target`` (HEAD is moved by the caller).
 
     Uncommitted changes to paths the switch does not touch are carried over, as git does.
@@ -152,19 +168,32 @@ def switch_to(repo: Repository, wt: Worktree, target: ObjectId, *, force: bool =
     head = repo.head_commit()
     head_files = repo.flatten(repo.commit_tree(head))
     new_files = repo.flatten(repo.commit_tree(target))
-    return apply_files(repo, wt, head_files, new_files, commit=target, force=force, progress=progress)
+    return apply_files(
+        repo, wt, head_files, new_files, commit=target, force=force, progress=progress
+    )
 
 
-def apply_files(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEntry],
-                new_files: Mapping[str, TreeEntry], *, commit: ObjectId | None, force: bool,
-                progress: Progress | None = None) -> CheckoutResult:
+def apply_files(
+    repo: Repository,
+    wt: Worktree,
+    head_files: Mapping[str, TreeEntry],
+    new_files: Mapping[str, TreeEntry],
+    *,
+    commit: ObjectId | None,
+    force: bool,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     _check_case(wt.root, new_files)
     dirty = set() if force else dirty_paths(repo, wt, head_files)
     touched = {
-        p for p in set(head_files) | set(new_files)
+        p
+        for p in set(head_files) | set(new_files)
         if (head_files.get(p) is None) != (new_files.get(p) is None)
-        or (p in head_files and p in new_files
-            and (head_files[p].kind, head_files[p].id) != (new_files[p].kind, new_files[p].id))
+        or (
+            p in head_files
+            and p in new_files
+            and (head_files[p].kind, head_files[p].id) != (new_files[p].kind, new_files[p].id)
+        )
     }
     blocked = sorted(dirty & touched)
     if not force:
@@ -185,13 +214,18 @@ def apply_files(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEnt
     index = wt.index
     carried = dirty - touched
     to_write = [
-        (p, e) for p, e in sorted(new_files.items())
+        (p, e)
+        for p, e in sorted(new_files.items())
         if p not in carried
         and (force or p in touched or p not in index.entries or not os.path.lexists(wt.root / p))
     ]
     if force:  # only rewrite what actually differs on disk
         to_write = [(p, e) for p, e in to_write if not _same_content(wt.root / p, e, repo)]
-    to_remove = [p for p in sorted(set(head_files) | set(index.entries)) if p not in new_files and p not in carried]
+    to_remove = [
+        p
+        for p in sorted(set(head_files) | set(index.entries))
+        if p not in new_files and p not in carried
+    ]
     for p in to_remove:
         full = wt.root / p
         try:
@@ -211,8 +245,19 @@ def apply_files(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEnt
         result.written.append(p)
         result.bytes_written += e.size
         if st is not None:
-            index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest, st.st_mtime_ns, st.st_ctime_ns,
-                                 st.st_ino, st.st_mode))
+            index.set(
+                IndexEntry(
+                    p,
+                    e.kind,
+                    e.size,
+                    e.id,
+                    e.manifest,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_ino,
+                    st.st_mode,
+                )
+            )
         if progress:
             progress(result.bytes_written, total)
     for p, e in new_files.items():
@@ -232,8 +277,15 @@ def _remove_tree_if_untracked_free(path: Path) -> None:
         raise WouldOverwrite(f"a non-empty directory {path} is in the way") from None
 
 
-def checkout(repo: Repository, wt: Worktree, rev: str, *, force: bool = False,
-             detach: bool = False, progress: Progress | None = None) -> CheckoutResult:
+def checkout(
+    repo: Repository,
+    wt: Worktree,
+    rev: str,
+    *,
+    force: bool = False,
+    detach: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     """``checkout BRANCH`` switches branches; any other revision detaches HEAD."""
     from dsrepo.dvcs.merging import merge_heads_in_progress
 
@@ -252,8 +304,15 @@ def checkout(repo: Repository, wt: Worktree, rev: str, *, force: bool = False,
     return result
 
 
-def switch(repo: Repository, wt: Worktree, branch: str, *, create: bool = False,
-           start: str = "HEAD", force: bool = False) -> CheckoutResult:
+def switch(
+    repo: Repository,
+    wt: Worktree,
+    branch: str,
+    *,
+    create: bool = False,
+    start: str = "HEAD",
+    force: bool = False,
+) -> CheckoutResult:
     from dsrepo.dvcs.commits import create_branch
 
     ref = branch_ref(branch)
@@ -264,8 +323,15 @@ def switch(repo: Repository, wt: Worktree, branch: str, *, create: bool = False,
     return checkout(repo, wt, branch, force=force)
 
 
-def restore(repo: Repository, wt: Worktree, user_paths: Sequence[str], *, source: str | None = None,
-            staged: bool = False, cwd: Path | None = None) -> list[str]:
+def restore(
+    repo: Repository,
+    wt: Worktree,
+    user_paths: Sequence[str],
+    *,
+    source: str | None = None,
+    staged: bool = False,
+    cwd: Path | None = None,
+) -> list[str]:
     """Bring paths back from ``source`` (default: the index; with ``staged``: HEAD into the index)."""
     prefixes = wt.relpaths(user_paths, cwd)
     writer = SafeWriter(wt.root)
@@ -285,8 +351,19 @@ def restore(repo: Repository, wt: Worktree, user_paths: Sequence[str], *, source
             else:
                 st = _write_entry(repo, writer, p, e, allow_outside_links=False)
                 if source is None and st is not None:
-                    wt.index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest, st.st_mtime_ns,
-                                            st.st_ctime_ns, st.st_ino, st.st_mode))
+                    wt.index.set(
+                        IndexEntry(
+                            p,
+                            e.kind,
+                            e.size,
+                            e.id,
+                            e.manifest,
+                            st.st_mtime_ns,
+                            st.st_ctime_ns,
+                            st.st_ino,
+                            st.st_mode,
+                        )
+                    )
             restored.append(p)
     wt.index.save()
     return restored

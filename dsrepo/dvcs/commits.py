@@ -47,9 +47,7 @@ def write_tree(store: ObjectStore, files: Mapping[str, TreeEntry]) -> ObjectId:
         entries = children.pop(d, [])
         tid = store.put_tree(entries)
         parent, _, name = d.rpartition("/")
-        children[parent].append(
-            TreeEntry(name, EntryKind.TREE, sum(e.size for e in entries), tid)
-        )
+        children[parent].append(TreeEntry(name, EntryKind.TREE, sum(e.size for e in entries), tid))
     return store.put_tree(children.pop("", []))
 
 
@@ -76,10 +74,9 @@ def git_provenance(start: Path) -> dict[str, Any] | None:
             except KeyError:
                 return {"commit": None, "dirty": True, "path": str(d)}
             st = porcelain.status(gitrepo, untracked_files="no")
-            dirty = bool(
-                st.unstaged or any(st.staged[k] for k in ("add", "delete", "modify"))
-            )
-            refs = gitrepo.refs.get_symrefs().get(b"HEAD")
+            dirty = bool(st.unstaged or any(st.staged[k] for k in ("add", "delete", "modify")))
+            symrefs: dict[Any, Any] = dict(gitrepo.refs.get_symrefs())
+            refs = symrefs.get(b"HEAD")
             branch = refs.decode().removeprefix("refs/heads/") if refs else None
         return {"commit": head, "dirty": dirty, "branch": branch, "path": str(d)}
     except Exception as exc:  # provenance is best effort; never block a commit on it
@@ -104,7 +101,9 @@ def commit(
     if all_tracked:
         modified, deleted, _ = wt.changes()
         if modified or deleted:
-            wt.add([str(wt.root / p) for p in modified + deleted if os.path.lexists(wt.root / p)] or [])
+            wt.add(
+                [str(wt.root / p) for p in modified + deleted if os.path.lexists(wt.root / p)] or []
+            )
             for p in deleted:
                 wt.index.remove(p)
             wt.index.save()
@@ -125,7 +124,9 @@ def commit(
         meta["git"] = prov
     meta.update(metadata or {})
     parents = (() if head is None else (head,)) + tuple(merging)
-    c = Commit(tree, parents, author, author, message if message.endswith("\n") else message + "\n", meta)
+    c = Commit(
+        tree, parents, author, author, message if message.endswith("\n") else message + "\n", meta
+    )
     try:
         cid = store.put(c)
         store.flush()
@@ -172,8 +173,14 @@ class TagInfo:
     tag: Tag | None = None
 
 
-def create_tag(repo: Repository, name: str, rev: str = "HEAD", *, message: str | None = None,
-               force: bool = False) -> TagInfo:
+def create_tag(
+    repo: Repository,
+    name: str,
+    rev: str = "HEAD",
+    *,
+    message: str | None = None,
+    force: bool = False,
+) -> TagInfo:
     ref = tag_ref(name)
     target = resolve(repo, rev)
     if target.entry is not None:
@@ -183,7 +190,13 @@ def create_tag(repo: Repository, name: str, rev: str = "HEAD", *, message: str |
         raise RefExists(f"tag {name!r} already exists (use --force to move it)")
     if message is not None:
         tagger = repo.identity()
-        tag = Tag(target.id, target.type, name, tagger, message if message.endswith("\n") else message + "\n")
+        tag = Tag(
+            target.id,
+            target.type,
+            name,
+            tagger,
+            message if message.endswith("\n") else message + "\n",
+        )
         tid = repo.store.put(tag)
         repo.store.flush()
         repo.refs.update(ref, tid, old, who=tagger, message=f"tag: {name}")
@@ -197,7 +210,7 @@ def list_tags(repo: Repository, pattern: str | None = None) -> list[TagInfo]:
 
     out = []
     for ref, oid in repo.refs.list(TAGS).items():
-        name = ref[len(TAGS):]
+        name = ref[len(TAGS) :]
         if pattern and not fnmatch.fnmatchcase(name, pattern):
             continue
         if repo.store.has(oid) and repo.store.object_type(oid) == ObjectType.TAG:
@@ -230,12 +243,13 @@ def list_branches(repo: Repository, remotes: bool = False) -> list[BranchInfo]:
     current = repo.head_branch()
     prefix = "refs/remotes/" if remotes else HEADS
     return [
-        BranchInfo(shorten(ref), oid, ref == current)
-        for ref, oid in repo.refs.list(prefix).items()
+        BranchInfo(shorten(ref), oid, ref == current) for ref, oid in repo.refs.list(prefix).items()
     ]
 
 
-def create_branch(repo: Repository, name: str, rev: str = "HEAD", *, force: bool = False) -> BranchInfo:
+def create_branch(
+    repo: Repository, name: str, rev: str = "HEAD", *, force: bool = False
+) -> BranchInfo:
     ref = branch_ref(name)
     target = resolve_commit(repo, rev)
     old = repo.refs.resolve(ref)
@@ -243,7 +257,9 @@ def create_branch(repo: Repository, name: str, rev: str = "HEAD", *, force: bool
         raise RefExists(f"branch {name!r} already exists")
     if old is not None and ref == repo.head_branch():
         raise StateError(f"cannot force-update the current branch {name!r}")
-    repo.refs.update(ref, target, old, who=repo.reflog_identity(), message=f"branch: created from {rev}")
+    repo.refs.update(
+        ref, target, old, who=repo.reflog_identity(), message=f"branch: created from {rev}"
+    )
     return BranchInfo(name, target, False)
 
 
@@ -258,9 +274,7 @@ def delete_branch(repo: Repository, name: str, *, force: bool = False) -> Object
         raise StateError(f"cannot delete branch {name!r}: it is checked out")
     head = repo.head_commit()
     if not force and (head is None or not is_ancestor(repo.parents_of, old.hex(), head.hex())):
-        raise StateError(
-            f"branch {name!r} is not merged into HEAD; use -D to delete it anyway"
-        )
+        raise StateError(f"branch {name!r} is not merged into HEAD; use -D to delete it anyway")
     repo.refs.update(ref, None, old, who=repo.reflog_identity(), message="branch: deleted")
     return old
 

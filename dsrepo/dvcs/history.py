@@ -24,12 +24,20 @@ class LogEntry:
     commit: Commit
 
 
-def log(repo: Repository, revs: Sequence[str] = ("HEAD",), *, max_count: int | None = None,
-        paths: Sequence[str] = ()) -> list[LogEntry]:
+def log(
+    repo: Repository,
+    revs: Sequence[str] = ("HEAD",),
+    *,
+    max_count: int | None = None,
+    paths: Sequence[str] = (),
+) -> list[LogEntry]:
     """Commits reachable from ``revs``, newest first (children before parents)."""
     heads = [resolve_commit(repo, r).hex() for r in revs]
-    order = topo_order(repo.parents_of, heads,
-                       timestamp=lambda h: repo.store.get_commit(from_hex(h)).committer.time)
+    order = topo_order(
+        repo.parents_of,
+        heads,
+        timestamp=lambda h: repo.store.get_commit(from_hex(h)).committer.time,
+    )
     out: list[LogEntry] = []
     for h in order:
         oid = from_hex(h)
@@ -111,8 +119,9 @@ def _files_under(repo: Repository, e: TreeEntry, path: str) -> Iterator[tuple[st
         yield path, e
 
 
-def diff_trees(repo: Repository, a: ObjectId | None, b: ObjectId | None,
-               prefix: str = "") -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+def diff_trees(
+    repo: Repository, a: ObjectId | None, b: ObjectId | None, prefix: str = ""
+) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
     """(path, old, new) for every file that differs; identical subtrees are skipped unread."""
     if a == b:
         return
@@ -124,7 +133,12 @@ def diff_trees(repo: Repository, a: ObjectId | None, b: ObjectId | None,
             if x.id != y.id:
                 yield from diff_trees(repo, x.id, y.id, path + "/")
             continue
-        if x is not None and y is not None and x.kind != EntryKind.TREE and y.kind != EntryKind.TREE:
+        if (
+            x is not None
+            and y is not None
+            and x.kind != EntryKind.TREE
+            and y.kind != EntryKind.TREE
+        ):
             if (x.kind, x.id) != (y.kind, y.id):
                 yield path, x, y
             continue
@@ -136,15 +150,18 @@ def diff_trees(repo: Repository, a: ObjectId | None, b: ObjectId | None,
                 yield p, None, e
 
 
-def diff_files(old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+def diff_files(
+    old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]
+) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
     for p in sorted(set(old) | set(new)):
         x, y = old.get(p), new.get(p)
         if x is None or y is None or (x.kind, x.id) != (y.kind, y.id):
             yield p, x, y
 
 
-def classify(pairs: Iterator[tuple[str, TreeEntry | None, TreeEntry | None]],
-             paths: Sequence[str] = ()) -> DiffResult:
+def classify(
+    pairs: Iterator[tuple[str, TreeEntry | None, TreeEntry | None]], paths: Sequence[str] = ()
+) -> DiffResult:
     """Turn (path, old, new) triples into changes, pairing deletions and additions with the same
     content as renames (dedup by content, not by path)."""
     added: list[tuple[str, TreeEntry]] = []
@@ -201,8 +218,15 @@ def worktree_files(repo: Repository, wt: Worktree) -> dict[str, TreeEntry]:
     return files
 
 
-def diff(repo: Repository, wt: Worktree | None, a: str | None = None, b: str | None = None,
-         paths: Sequence[str] = (), *, cached: bool = False) -> DiffResult:
+def diff(
+    repo: Repository,
+    wt: Worktree | None,
+    a: str | None = None,
+    b: str | None = None,
+    paths: Sequence[str] = (),
+    *,
+    cached: bool = False,
+) -> DiffResult:
     """``diff`` (index → worktree), ``diff --cached`` (HEAD → index), ``diff A`` (A → worktree),
     ``diff A B`` (A → B)."""
     from dsrepo.dvcs.worktree import files_from_index
@@ -213,7 +237,11 @@ def diff(repo: Repository, wt: Worktree | None, a: str | None = None, b: str | N
     if cached:
         old = repo.flatten(resolve_tree(repo, a or "HEAD")) if (a or repo.head_commit()) else {}
         return classify(diff_files(old, files_from_index(wt.index.entries.values())), paths)
-    old = repo.flatten(resolve_tree(repo, a)) if a is not None else files_from_index(wt.index.entries.values())
+    old = (
+        repo.flatten(resolve_tree(repo, a))
+        if a is not None
+        else files_from_index(wt.index.entries.values())
+    )
     return classify(diff_files(old, worktree_files(repo, wt)), paths)
 
 
@@ -229,12 +257,15 @@ class FileInfo:
     chunks: int
 
 
-def ls_files(repo: Repository, rev: str | None, pattern: str | None = None,
-             wt: Worktree | None = None) -> list[FileInfo]:
+def ls_files(
+    repo: Repository, rev: str | None, pattern: str | None = None, wt: Worktree | None = None
+) -> list[FileInfo]:
     """Files of a version (or of the index when ``rev`` is None), with size and content id."""
     if rev is None:
         assert wt is not None
-        items = [(e.path, e.tree_entry(e.path.rsplit("/", 1)[-1])) for e in wt.index.entries.values()]
+        items = [
+            (e.path, e.tree_entry(e.path.rsplit("/", 1)[-1])) for e in wt.index.entries.values()
+        ]
     else:
         items = list(repo.walk_tree(resolve_tree(repo, rev)))
     out = []

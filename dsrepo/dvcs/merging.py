@@ -64,9 +64,17 @@ def describe_conflicts(conflicts: Sequence[PathConflict[TreeEntry]], labels: Seq
     return "\n".join(lines)
 
 
-def merge(repo: Repository, wt: Worktree, revs: Sequence[str], *, strategy: Strategy | None = None,
-          message: str | None = None, metadata: dict[str, Any] | None = None,
-          no_commit: bool = False, no_ff: bool = False) -> MergeOutcome:
+def merge(
+    repo: Repository,
+    wt: Worktree,
+    revs: Sequence[str],
+    *,
+    strategy: Strategy | None = None,
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    no_commit: bool = False,
+    no_ff: bool = False,
+) -> MergeOutcome:
     if not revs:
         raise StateError("nothing to merge: name at least one revision")
     if merge_heads_in_progress(repo):
@@ -89,51 +97,65 @@ def merge(repo: Repository, wt: Worktree, revs: Sequence[str], *, strategy: Stra
         others = [o for o in others if not is_ancestor(repo.parents_of, o.hex(), head.hex())]
     if not others:
         return MergeOutcome("up-to-date", head)
-    if (head is None or (len(others) == 1 and is_ancestor(repo.parents_of, head.hex(), others[0].hex()))) \
-            and not no_ff and not no_commit:
+    if (
+        (
+            head is None
+            or (len(others) == 1 and is_ancestor(repo.parents_of, head.hex(), others[0].hex()))
+        )
+        and not no_ff
+        and not no_commit
+    ):
         target = others[0]
-        result = apply_files(repo, wt, head_files, repo.flatten(repo.commit_tree(target)),
-                             commit=target, force=False)
+        result = apply_files(
+            repo, wt, head_files, repo.flatten(repo.commit_tree(target)), commit=target, force=False
+        )
         repo.update_head(target, head, f"merge {revs[0]}: Fast-forward")
-        return MergeOutcome("fast-forward", target, changed=len(result.written) + len(result.removed))
+        return MergeOutcome(
+            "fast-forward", target, changed=len(result.written) + len(result.removed)
+        )
     heads = ([head] if head is not None else []) + others
     bases = [from_hex(h) for h in merge_bases(repo.parents_of, [h.hex() for h in heads])]
     base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
     snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
-    result = merge_snapshots(base_files, snapshots, strategy)
-    labels = ["HEAD"] + [r for r in revs][: len(others)]
-    if result.conflicts:
+    outcome = merge_snapshots(base_files, snapshots, strategy)
+    labels = ["HEAD", *revs[: len(others)]]
+    if outcome.conflicts:
         raise MergeConflictError(
-            f"merge stopped: {len(result.conflicts)} conflicting path(s); nothing was changed. "
+            f"merge stopped: {len(outcome.conflicts)} conflicting path(s); nothing was changed. "
             "Resolve with --strategy ours|theirs|first|last, or change the paths and retry:\n"
-            + describe_conflicts(result.conflicts, labels)
+            + describe_conflicts(outcome.conflicts, labels)
         )
     store = repo.store
-    tree = write_tree(store, result.merged)
+    tree = write_tree(store, outcome.merged)
     names = ", ".join(revs)
     branch = repo.head_branch()
     msg = message or f"Merge {names} into {shorten(branch) if branch else 'HEAD'}"
     if no_commit:
         store.flush()
-        apply_files(repo, wt, head_files, result.merged, commit=None, force=False)
+        apply_files(repo, wt, head_files, outcome.merged, commit=None, force=False)
         atomic_write(repo.dsdir / MERGE_HEAD, "".join(f"{o.hex()}\n" for o in others).encode())
         atomic_write(repo.dsdir / MERGE_MSG, msg.encode())
-        return MergeOutcome("staged", None, bases, result.resolved)
+        return MergeOutcome("staged", None, bases, outcome.resolved)
     assert identity is not None
     meta: dict[str, Any] = dict(metadata or {})
     if strategy is not None:
-        meta.setdefault("merge", {"strategy": strategy.value, "resolved": [c.path for c in result.resolved]})
-    c = Commit(tree, tuple(heads), identity, identity, msg if msg.endswith("\n") else msg + "\n", meta)
+        meta.setdefault(
+            "merge", {"strategy": strategy.value, "resolved": [c.path for c in outcome.resolved]}
+        )
+    merge_commit = Commit(
+        tree, tuple(heads), identity, identity, msg if msg.endswith("\n") else msg + "\n", meta
+    )
     try:
-        cid = store.put(c)
+        cid = store.put(merge_commit)
         store.flush()
     except BaseException:
         store.abort()
         raise
-    applied = apply_files(repo, wt, head_files, result.merged, commit=cid, force=False)
+    applied = apply_files(repo, wt, head_files, outcome.merged, commit=cid, force=False)
     repo.update_head(cid, head, f"merge {names}")
-    return MergeOutcome("merged", cid, bases, result.resolved,
-                        changed=len(applied.written) + len(applied.removed))
+    return MergeOutcome(
+        "merged", cid, bases, outcome.resolved, changed=len(applied.written) + len(applied.removed)
+    )
 
 
 def abort(repo: Repository, wt: Worktree) -> None:
@@ -143,6 +165,7 @@ def abort(repo: Repository, wt: Worktree) -> None:
     head_files = repo.flatten(repo.commit_tree(head))
     from dsrepo.dvcs.worktree import files_from_index
 
-    apply_files(repo, wt, files_from_index(wt.index.entries.values()), head_files,
-                commit=head, force=True)
+    apply_files(
+        repo, wt, files_from_index(wt.index.entries.values()), head_files, commit=head, force=True
+    )
     clear_merge_state(repo)

@@ -8,6 +8,7 @@ reported (RefConflict) instead of lost. Each successful update appends a line to
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from collections.abc import Iterator
@@ -230,7 +231,7 @@ class RefStore:
         if head is not None and head.symbolic == branch:
             self._log(HEAD, old, new, who, message)
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         """Entries oldest first. Malformed lines are skipped (fsck reports them)."""
         path = self._log_path(name)
         if path is None or not path.exists():

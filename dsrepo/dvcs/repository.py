@@ -226,14 +226,28 @@ class Repository:
     def status(self) -> Status:
         return self.worktree.status()
 
-    def commit(self, message: str, metadata: Mapping[str, Any] | None = None, *,
-               allow_empty: bool = False, all: bool = False) -> CommitInfo:
+    def commit(
+        self,
+        message: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        allow_empty: bool = False,
+        all: bool = False,
+    ) -> CommitInfo:
         from dsrepo.dvcs.commits import commit
 
-        return commit(self, self.worktree, message, metadata=metadata, allow_empty=allow_empty,
-                      all_tracked=all)
+        return commit(
+            self,
+            self.worktree,
+            message,
+            metadata=metadata,
+            allow_empty=allow_empty,
+            all_tracked=all,
+        )
 
-    def tag(self, name: str, rev: str = "HEAD", message: str | None = None, force: bool = False) -> TagInfo:
+    def tag(
+        self, name: str, rev: str = "HEAD", message: str | None = None, force: bool = False
+    ) -> TagInfo:
         from dsrepo.dvcs.commits import create_tag
 
         return create_tag(self, name, rev, message=message, force=force)
@@ -253,8 +267,13 @@ class Repository:
 
         return list_branches(self)
 
-    def checkout(self, rev: str, into: str | os.PathLike[str] | None = None,
-                 only: Sequence[str] | str | None = None, force: bool = False) -> CheckoutResult:
+    def checkout(
+        self,
+        rev: str,
+        into: str | os.PathLike[str] | None = None,
+        only: Sequence[str] | str | None = None,
+        force: bool = False,
+    ) -> CheckoutResult:
         """Materialize ``rev``: into the working copy (moving HEAD), or into another directory."""
         from dsrepo.dvcs import checkout as co
 
@@ -266,21 +285,38 @@ class Repository:
             return co.CheckoutResult(self.head_commit(), written=restored)
         return co.checkout(self, self.worktree, rev, force=force)
 
-    def merge(self, *revs: str, strategy: str | Strategy | None = None, message: str | None = None,
-              metadata: dict[str, Any] | None = None, no_commit: bool = False) -> MergeOutcome:
+    def merge(
+        self,
+        *revs: str,
+        strategy: str | Strategy | None = None,
+        message: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        no_commit: bool = False,
+    ) -> MergeOutcome:
         from dsrepo.dvcs import merging
         from dsrepo.dvcs.merge import Strategy
 
         strat = Strategy(strategy) if isinstance(strategy, str) else strategy
-        return merging.merge(self, self.worktree, revs, strategy=strat, message=message,
-                             metadata=metadata, no_commit=no_commit)
+        return merging.merge(
+            self,
+            self.worktree,
+            revs,
+            strategy=strat,
+            message=message,
+            metadata=metadata,
+            no_commit=no_commit,
+        )
 
-    def log(self, rev: str = "HEAD", max_count: int | None = None, paths: Sequence[str] = ()) -> list[LogEntry]:
+    def log(
+        self, rev: str = "HEAD", max_count: int | None = None, paths: Sequence[str] = ()
+    ) -> list[LogEntry]:
         from dsrepo.dvcs.history import log
 
         return log(self, [rev], max_count=max_count, paths=paths)
 
-    def diff(self, a: str | None = None, b: str | None = None, paths: Sequence[str] = ()) -> DiffResult:
+    def diff(
+        self, a: str | None = None, b: str | None = None, paths: Sequence[str] = ()
+    ) -> DiffResult:
         from dsrepo.dvcs.history import diff
 
         return diff(self, self.worktree, a, b, paths)
@@ -298,4 +334,6 @@ class Repository:
         r = resolve(self, f"{rev}:{path}")
         if r.entry is None or r.entry.kind == EntryKind.TREE:
             raise PathError(f"{path!r} is a directory in {rev}, not a file")
-        return io.BufferedReader(ChunkStream(self.store.read_chunks(r.entry), r.entry.size), 1 << 20)
+        return io.BufferedReader(
+            ChunkStream(self.store.read_chunks(r.entry), r.entry.size), 1 << 20
+        )

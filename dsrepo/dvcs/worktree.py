@@ -10,6 +10,7 @@ write in the same timestamp tick as the hashing would otherwise go unnoticed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as statmod
 from collections.abc import Iterable, Iterator, Sequence
@@ -428,10 +429,8 @@ class Worktree:
             modified.append(s.path)
         deleted = [e.path for pre in prefixes for e in self.index.under(pre) if e.path not in seen]
         if refreshed:
-            try:
+            with contextlib.suppress(OSError):  # a read-only repository still answers status
                 self.index.save()
-            except OSError:
-                pass  # a read-only repository still answers status
         return sorted(modified), sorted(set(deleted)), sorted(untracked)
 
     def status(self) -> Status:

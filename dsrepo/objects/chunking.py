@@ -36,7 +36,7 @@ class ChunkerParams:
             avg_size=self.avg_size,
             min_size=self.min_size,
             max_size=self.max_size,
-            normalized_chunking=self.normalization,
+            normalized_chunking=self.normalization,  # type: ignore[arg-type]  # validated 0..3
             seed=self.seed,
         )
 

@@ -10,6 +10,7 @@ docs/format.md specifies every byte.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +47,6 @@ class ObjectType(enum.IntEnum):
             return cls[label.upper()]
         except KeyError:
             raise FormatError(f"unknown object type {label!r}") from None
-
-
-JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +462,7 @@ def build_tree(entries: Sequence[TreeEntry]) -> tuple[Tree, list[Tree]]:
     rewrites one shard plus the small top-level list, never the whole directory.
     """
     ordered = sorted(entries, key=entry_sort_key)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if a.name == b.name:
             raise FormatError(f"malformed tree: entry {a.name!r} is duplicated")
     if len(ordered) <= SHARD_THRESHOLD:

@@ -212,7 +212,7 @@ class ObjectStore:
         """Store in-memory content as a file would be stored (chunked when large)."""
         if len(data) <= self.params.small_file_threshold:
             return FileRef(self.put_chunk(data), len(data))
-        return self._write_chunked(_BytesReader(data), "<bytes>", None)
+        return self._write_chunked(_BytesReader(data), "<bytes>", None)  # type: ignore[arg-type]
 
     def write_file(self, path: str) -> FileRef:
         """Store a file's content. Raises FileReadError, or FileChanged if it changed meanwhile

@@ -1,0 +1,100 @@
+"""The ``dsrepo`` command: parses arguments, calls the Python API, prints, maps errors to exit codes.
+
+No repository logic lives here. Every :class:`~dsrepo.errors.DsrepoError` becomes one line on
+stderr (``dsrepo: error: ...``) and its ``exit_code`` (table in docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from dsrepo.errors import DsrepoError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INTERNAL_ERROR = 70
+
+
+class State:
+    def __init__(self) -> None:
+        self.quiet = False
+
+
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(State).quiet = True
+
+
+quiet_option = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_quiet,
+    is_eager=True,
+    help="No progress output.",
+)
+
+
+def is_quiet() -> bool:
+    ctx = click.get_current_context()
+    return ctx.ensure_object(State).quiet
+
+
+class DsrepoGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DsrepoError as exc:
+            message = str(exc)
+            first, _, rest = message.partition("\n")
+            click.echo(f"dsrepo: error: {first}", err=True)
+            if rest:
+                click.echo(rest, err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("dsrepo: interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            ctx.exit(0)
+
+    def command(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        """Every subcommand also accepts ``-q``."""
+        decorator = super().command(*args, **kwargs)
+
+        def wrap(f: Callable[..., Any]) -> click.Command:
+            command: click.Command = decorator(quiet_option(f))
+            return command
+
+        return wrap
+
+
+@click.group(cls=DsrepoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dsrepo")
+@quiet_option
+def cli() -> None:
+    """dsrepo: version control for datasets."""
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
+        import os
+        import traceback
+
+        if os.environ.get("DSREPO_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"dsrepo: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(INTERNAL_ERROR)
+
+
+from dsrepo.cli import plumbing, porcelain  # noqa: E402,F401  (registers the commands)

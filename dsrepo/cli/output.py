@@ -1,0 +1,63 @@
+"""Terminal output helpers: progress on stderr (only when it is a terminal), sizes, dates."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+from dsrepo.objects.model import Signature
+
+
+class Progress:
+    """A one-line progress meter on stderr: done/total, rate and ETA. Silent unless stderr is a
+    terminal (or DSREPO_PROGRESS=1), and always silent with ``-q``."""
+
+    def __init__(self, label: str, quiet: bool, unit: str = "B") -> None:
+        import os
+
+        self.label = label
+        self.unit = unit
+        self.enabled = not quiet and (
+            sys.stderr.isatty() or os.environ.get("DSREPO_PROGRESS") == "1"
+        )
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-6)
+        rate = done / elapsed
+        pct = f"{100 * done // total:3d}%" if total else "   "
+        eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and total > done else ""
+        text = f"\r{self.label}: {pct} ({human(done, self.unit)}/{human(total, self.unit)}, {human(int(rate), self.unit)}/s{eta})"
+        sys.stderr.write(text.ljust(78))
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def human(n: int, unit: str = "B") -> str:
+    if unit != "B":
+        return str(n)
+    value = float(n)
+    for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or suffix == "TiB":
+            return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
+        value /= 1024
+    return f"{n} B"
+
+
+def format_date(sig: Signature) -> str:
+    tz = timezone(timedelta(minutes=sig.tz_minutes))
+    return datetime.fromtimestamp(sig.time, tz).strftime("%a %b %d %H:%M:%S %Y ") + sig.format_tz()
