@@ -1,0 +1,151 @@
+"""Fault-injecting backend wrappers for tests: flaky calls, corrupted reads, read-only stores."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from dsrepo.remotes.base import Backend, KeyInfo
+from dsrepo.remotes.errors import PermanentBackendError, TransientBackendError
+
+OPERATIONS = ("stat", "get", "put", "put_if_absent", "list", "delete", "compare_and_swap")
+WRITES = ("put", "put_if_absent", "delete", "compare_and_swap")
+
+T = TypeVar("T")
+
+
+class ForwardingBackend(Backend):
+    """Passes every call to ``inner``; subclasses override what they change."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+
+    def stat(self, key: str) -> KeyInfo:
+        return self.inner.stat(key)
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self.inner.get(key, offset, length)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def list(
+        self, prefix: str = "", start_after: str | None = None, limit: int = 1000
+    ) -> list[KeyInfo]:
+        return self.inner.list(prefix, start_after, limit)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        self.inner.compare_and_swap(key, expected, new)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+class FlakyBackend(ForwardingBackend):
+    """Fails the first ``failures`` calls of each operation in ``operations`` as transient.
+
+    With ``after=True`` the failing call reaches ``inner`` first and only the answer is lost
+    (a write that landed but timed out). ``calls`` counts every call per operation.
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        failures: int = 1,
+        operations: Iterable[str] = OPERATIONS,
+        *,
+        after: bool = False,
+    ) -> None:
+        super().__init__(inner)
+        self.operations = frozenset(operations)
+        unknown = self.operations - set(OPERATIONS)
+        if unknown:
+            raise ValueError(f"unknown operations: {sorted(unknown)}")
+        self.failures = failures
+        self.after = after
+        self.calls: dict[str, int] = dict.fromkeys(OPERATIONS, 0)
+        self._lock = threading.Lock()
+
+    def _run(self, op: str, key: str, call: Callable[[], T]) -> T:
+        with self._lock:
+            self.calls[op] += 1
+            fail = op in self.operations and self.calls[op] <= self.failures
+        if not fail:
+            return call()
+        if self.after:
+            call()
+        raise TransientBackendError(f"injected transient failure: {op} {key!r}")
+
+    def stat(self, key: str) -> KeyInfo:
+        return self._run("stat", key, lambda: self.inner.stat(key))
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self._run("get", key, lambda: self.inner.get(key, offset, length))
+
+    def put(self, key: str, data: bytes) -> None:
+        self._run("put", key, lambda: self.inner.put(key, data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._run("put_if_absent", key, lambda: self.inner.put_if_absent(key, data))
+
+    def list(
+        self, prefix: str = "", start_after: str | None = None, limit: int = 1000
+    ) -> list[KeyInfo]:
+        return self._run("list", prefix, lambda: self.inner.list(prefix, start_after, limit))
+
+    def delete(self, key: str) -> None:
+        self._run("delete", key, lambda: self.inner.delete(key))
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        self._run("compare_and_swap", key, lambda: self.inner.compare_and_swap(key, expected, new))
+
+
+class BitFlipBackend(ForwardingBackend):
+    """Flips bit ``bit`` (modulo the length in bits) of every non-empty value ``get`` returns
+    for keys where ``predicate(key)`` is true."""
+
+    def __init__(
+        self, inner: Backend, predicate: Callable[[str], bool] = lambda key: True, bit: int = 0
+    ) -> None:
+        super().__init__(inner)
+        self.predicate = predicate
+        self.bit = bit
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self.inner.get(key, offset, length)
+        if not data or not self.predicate(key):
+            return data
+        bit = self.bit % (len(data) * 8)
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        return bytes(flipped)
+
+
+class ReadOnlyBackend(ForwardingBackend):
+    """Reads pass through; every write raises PermanentBackendError."""
+
+    def _refuse(self, op: str, key: str) -> PermanentBackendError:
+        return PermanentBackendError(f"{self.describe()} is read-only: cannot {op} {key!r}")
+
+    def put(self, key: str, data: bytes) -> None:
+        raise self._refuse("put", key)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        raise self._refuse("put_if_absent", key)
+
+    def delete(self, key: str) -> None:
+        raise self._refuse("delete", key)
+
+    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
+        raise self._refuse("compare_and_swap", key)
