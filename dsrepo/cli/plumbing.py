@@ -222,6 +222,12 @@ def fsck_cmd() -> None:
         )
     if not report.ok:
         raise IntegrityError(f"{len(report.problems)} problem(s) found")
+    if report.promised and not is_quiet():
+        click.echo(
+            f"note: {report.promised} data chunk(s) of this partial clone are on its remote "
+            "and will be fetched on demand",
+            err=True,
+        )
     if not is_quiet():
         click.echo(
             f"ok: {report.objects} objects in {report.packs} packs verified "

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from dsrepo.cli.main import cli, is_quiet
+from dsrepo.cli.main import cli, is_quiet, paths_after_dashdash
 from dsrepo.cli.output import Progress, format_date, human
 from dsrepo.cli.plumbing import open_repo
-from dsrepo.dvcs.errors import ConfigError
+from dsrepo.dvcs.errors import ConfigError, UnknownRevision
 from dsrepo.dvcs.refnames import shorten
 from dsrepo.dvcs.repository import Repository
 from dsrepo.objects.ids import ObjectId
@@ -192,14 +192,14 @@ def log(oneline: bool, graph: bool, max_count: int | None, revs: tuple[str, ...]
     args = list(revs)
     ctx_args = click.get_current_context().args
     paths: list[str] = []
-    if "--" in sys.argv:
-        after = sys.argv[sys.argv.index("--") + 1 :]
-        paths = [p for p in after]
-        args = [a for a in args if a not in paths]
+    after = paths_after_dashdash()
+    if after:
+        paths = list(after)
+        args = args[: len(args) - len(after)]
     paths += ctx_args
     repo = open_repo()
     if repo.head_commit() is None and not args:
-        raise click.ClickException("no commits yet")
+        raise UnknownRevision("no commits yet on this branch")
     entries = log_fn(repo, args or ["HEAD"], max_count=max_count, paths=paths)
     deco = _decorations(repo)
     by_id = {e.id.hex(): e for e in entries}
@@ -311,12 +311,9 @@ def diff(stat_: bool, name_status: bool, cached: bool, args: tuple[str, ...]) ->
 
 
 def _split_paths(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    argv = sys.argv
-    if "--" in argv:
-        after = argv[argv.index("--") + 1 :]
-        n = len(after)
-        if n:
-            return list(args[:-n]) if len(args) >= n else [], list(args[-n:])
+    n = len(paths_after_dashdash())
+    if n:
+        return list(args[:-n]) if len(args) >= n else [], list(args[-n:])
     return list(args), []
 
 
@@ -496,7 +493,7 @@ def checkout(force: bool, into: str | None, only: tuple[str, ...], detach: bool,
                 repo, rev, Path(into), only=list(only) or None, force=force, progress=progress
             )
         elif only:
-            written = co.restore(repo, repo.worktree, list(only), source=rev)
+            written = co.restore_matching(repo, repo.worktree, list(only), rev)
             result = co.CheckoutResult(repo.head_commit(), written=written)
         else:
             result = co.checkout(
@@ -609,3 +606,290 @@ def config(global_: bool, unset: bool, list_: bool, key: str | None, value: str 
         click.echo(found)
         return
     target.set(key, value)
+
+
+# ---------------------------------------------------------------- remotes
+
+
+def _s3_options(endpoint_url: str | None, region: str | None, profile: str | None) -> object:
+    from dsrepo.remotes.urls import S3Options
+
+    return S3Options(endpoint_url=endpoint_url, region=region, profile=profile)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show URLs.")
+@click.pass_context
+def remote(ctx: click.Context, verbose: bool) -> None:
+    """Manage remotes (a directory path, file:// URL or s3://BUCKET/PREFIX)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dsrepo.dvcs.sync import remote_names, remote_url
+
+    repo = open_repo()
+    for name in remote_names(repo):
+        if verbose:
+            url, _ = remote_url(repo, name)
+            click.echo(f"{name}\t{url}")
+        else:
+            click.echo(name)
+
+
+@remote.command("add")
+@click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, ...).")
+@click.option("--region", help="S3 region.")
+@click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
+@click.argument("name")
+@click.argument("url")
+def remote_add(
+    endpoint_url: str | None, region: str | None, profile: str | None, name: str, url: str
+) -> None:
+    """Add a remote."""
+    from dsrepo.dvcs.sync import add_remote
+
+    add_remote(open_repo(), name, url, endpoint_url=endpoint_url, region=region, profile=profile)
+
+
+@remote.command("remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Remove a remote and its remote-tracking refs."""
+    from dsrepo.dvcs.sync import remove_remote
+
+    remove_remote(open_repo(), name)
+
+
+@remote.command("rename")
+@click.argument("old")
+@click.argument("new")
+def remote_rename(old: str, new: str) -> None:
+    """Rename a remote (and its remote-tracking refs)."""
+    from dsrepo.dvcs.sync import rename_remote
+
+    rename_remote(open_repo(), old, new)
+
+
+@remote.command("set-url")
+@click.argument("name")
+@click.argument("url")
+def remote_set_url(name: str, url: str) -> None:
+    """Change a remote's URL."""
+    from dsrepo.dvcs.sync import set_url
+
+    set_url(open_repo(), name, url)
+
+
+@cli.command()
+@click.option("--tags", is_flag=True, help="Push every tag too.")
+@click.option("-f", "--force", is_flag=True, help="Allow non-fast-forward updates.")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be updated; send nothing.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Parallel uploads.",
+)
+@click.argument("remote_name", metavar="REMOTE", required=False, default="origin")
+@click.argument("refs", nargs=-1)
+def push(
+    tags: bool, force: bool, dry_run: bool, jobs: int, remote_name: str, refs: tuple[str, ...]
+) -> None:
+    """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
+    from dsrepo.dvcs.sync import PushRejected, set_upstream
+    from dsrepo.dvcs.sync import push as push_fn
+
+    repo = open_repo()
+    progress = Progress(f"push {remote_name}", is_quiet(), unit="objects")
+    try:
+        result = push_fn(
+            repo,
+            remote_name,
+            refs,
+            tags=tags,
+            force=force,
+            dry_run=dry_run,
+            jobs=jobs,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    branch = repo.head_branch()
+    for u in result.updates:
+        old = short(u.old) if u.old else "(new)"
+        click.echo(
+            f"{u.status:>12}  {shorten(u.ref)}  {old} -> {short(u.new)}"
+            + (f"  ({u.reason})" if u.reason else "")
+        )
+        if (
+            u.status == "ok"
+            and branch == u.ref
+            and repo.config.get(f"branch.{shorten(u.ref)}.remote") is None
+        ):
+            from dsrepo.dvcs.sync import remote_names
+
+            if remote_name in remote_names(repo):
+                set_upstream(repo, shorten(u.ref), remote_name)
+    s = result.stats
+    if not is_quiet() and s.objects:
+        click.echo(
+            f"sent {s.objects} objects in {s.packs} packs ({human(s.bytes)}), {s.requests} requests",
+            err=True,
+        )
+    if not result.ok:
+        raise PushRejected(
+            "some refs were rejected: "
+            + ", ".join(
+                f"{shorten(u.ref)} ({u.reason})" for u in result.updates if u.status == "rejected"
+            )
+        )
+
+
+@cli.command()
+@click.option("--prune", is_flag=True, help="Delete remote-tracking refs the remote no longer has.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.argument("remote_name", metavar="REMOTE", required=False, default="origin")
+def fetch(prune: bool, jobs: int, remote_name: str) -> None:
+    """Download the objects and refs the remote has and this repository lacks."""
+    from dsrepo.dvcs.sync import fetch as fetch_fn
+
+    repo = open_repo()
+    progress = Progress(f"fetch {remote_name}", is_quiet())
+    try:
+        result = fetch_fn(repo, remote_name, prune=prune, jobs=jobs, progress=progress)
+    finally:
+        progress.close()
+    for u in result.updated:
+        old = short(u.old) if u.old else "(new)"
+        click.echo(
+            f"{u.status:>10}  {shorten(u.ref)}  {old} -> {short(u.new)}"
+            + (f"  ({u.reason})" if u.reason else "")
+        )
+    for ref in result.pruned:
+        click.echo(f"{'pruned':>10}  {shorten(ref)}")
+    s = result.stats
+    if not is_quiet() and s.objects:
+        click.echo(
+            f"received {s.objects} objects ({human(s.bytes)}), {s.requests} requests", err=True
+        )
+
+
+@cli.command()
+@click.option("--strategy", type=click.Choice(["ours", "theirs", "first", "last"]))
+@click.argument("remote_name", metavar="REMOTE", required=False)
+@click.argument("branch_name", metavar="BRANCH", required=False)
+def pull(strategy: str | None, remote_name: str | None, branch_name: str | None) -> None:
+    """Fetch, then fast-forward or merge (with merge's rules: conflicts stop, nothing is lost)."""
+    from dsrepo.dvcs.merge import Strategy
+    from dsrepo.dvcs.merging import MergeOutcome
+    from dsrepo.dvcs.sync import pull as pull_fn
+
+    repo = open_repo()
+    out = pull_fn(
+        repo,
+        remote_name,
+        branch_name,
+        strategy=Strategy(strategy) if strategy else None,
+        progress=Progress("pull", is_quiet()),
+    )
+    assert isinstance(out, MergeOutcome)
+    click.echo(
+        {
+            "up-to-date": "Already up to date.",
+            "fast-forward": f"Fast-forward to {short(out.commit)}",
+            "merged": f"Merged: {short(out.commit)}",
+        }.get(out.kind, out.kind)
+    )
+
+
+@cli.command()
+@click.option("-b", "--branch", "branch_name", help="Check out this branch (default: main).")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="GLOB",
+    help="Partial clone: only these files' data (more on demand).",
+)
+@click.option("--endpoint-url", help="S3-compatible endpoint.")
+@click.option("--region")
+@click.option("--profile")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.argument("url")
+@click.argument("directory", required=False)
+def clone(
+    branch_name: str | None,
+    only: tuple[str, ...],
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    jobs: int,
+    url: str,
+    directory: str | None,
+) -> None:
+    """Copy a remote dataset repository into a new directory."""
+    from dsrepo.dvcs.sync import clone as clone_fn
+    from dsrepo.remotes.urls import S3Options
+
+    progress = Progress("clone", is_quiet())
+    try:
+        repo = clone_fn(
+            url,
+            directory,
+            branch=branch_name,
+            only=list(only) or None,
+            jobs=jobs,
+            s3=S3Options(endpoint_url, region, profile),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if not is_quiet():
+        click.echo(f"Cloned {url} into {repo.root}", err=True)
+
+
+@cli.command()
+@click.option("--only", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite differing files in DIR.")
+@click.option("--endpoint-url")
+@click.option("--region")
+@click.option("--profile")
+@click.argument("url")
+@click.argument("directory")
+def get(
+    only: tuple[str, ...],
+    force: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    url: str,
+    directory: str,
+) -> None:
+    """Materialize URL[@REV] into DIRECTORY for a read-only job, through a user-level cache
+    (``$DSREPO_CACHE_DIR``, default ~/.cache/dsrepo/cache) so nothing is downloaded twice."""
+    from dsrepo.dvcs.checkout import CheckoutResult
+    from dsrepo.dvcs.sync import get as get_fn
+    from dsrepo.remotes.urls import S3Options
+
+    rev = None
+    if "@" in url.rsplit("/", 1)[-1]:
+        url, rev = url.rsplit("@", 1)
+    progress = Progress("get", is_quiet())
+    try:
+        result = get_fn(
+            url,
+            directory,
+            rev=rev,
+            only=list(only) or None,
+            force=force,
+            s3=S3Options(endpoint_url, region, profile),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    assert isinstance(result, CheckoutResult)
+    if not is_quiet():
+        click.echo(
+            f"{len(result.written)} file(s) written ({human(result.bytes_written)}), {result.kept} unchanged",
+            err=True,
+        )

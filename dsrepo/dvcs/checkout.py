@@ -21,7 +21,7 @@ import pathspec
 
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
-from dsrepo.dvcs.refnames import HEADS, branch_ref
+from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
 from dsrepo.dvcs.revisions import resolve_commit
 from dsrepo.dvcs.worktree import IndexEntry, Worktree, hash_file
 from dsrepo.objects.ids import ObjectId
@@ -115,6 +115,7 @@ def materialize_into(
             f"{len(conflicts)} file(s) in {into} differ from {rev}; use --force to overwrite: "
             + ", ".join(conflicts[:20])
         )
+    prefetch(repo, [e for _, e in todo])
     total = sum(e.size for _, e in todo)
     for p, e in todo:
         _write_entry(repo, writer, p, e, allow_outside_links)
@@ -221,6 +222,9 @@ def apply_files(
     ]
     if force:  # only rewrite what actually differs on disk
         to_write = [(p, e) for p, e in to_write if not _same_content(wt.root / p, e, repo)]
+    if wt.sparse is not None:  # a partial working copy materializes only its patterns
+        to_write = [(p, e) for p, e in to_write if wt.sparse(p)]
+    prefetch(repo, [e for _, e in to_write])
     to_remove = [
         p
         for p in sorted(set(head_files) | set(index.entries))
@@ -260,14 +264,24 @@ def apply_files(
             )
         if progress:
             progress(result.bytes_written, total)
+    written = {w for w, _ in to_write}
     for p, e in new_files.items():
-        if p not in carried and p not in {w for w, _ in to_write}:
+        if p not in carried and p not in written:
             cur = index.entries.get(p)
             if cur is None or cur.version != (e.kind, e.id):
                 index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
             result.kept += 1
     index.save()
     return result
+
+
+def prefetch(repo: Repository, entries: Sequence[TreeEntry]) -> None:
+    """In a partial clone, fetch the chunks these entries need in one batch before writing."""
+    if not repo.config.get("core.promisor"):
+        return
+    from dsrepo.dvcs.sync import chunk_ids, ensure_present
+
+    ensure_present(repo, chunk_ids(repo, entries))
 
 
 def _remove_tree_if_untracked_free(path: Path) -> None:
@@ -292,7 +306,12 @@ def checkout(
     if merge_heads_in_progress(repo) and not force:
         raise WouldOverwrite("a merge is in progress; commit it or run 'dsrepo merge --abort'")
     branch = None
-    if not detach and repo.refs.resolve(HEADS + rev) is not None:
+    # "HEAD~1", "v1^{tree}"... are revisions, not branch names: only look up valid names
+    if (
+        not detach
+        and refname_problem(HEADS + rev) is None
+        and repo.refs.resolve(HEADS + rev) is not None
+    ):
         branch = branch_ref(rev)
     target = resolve_commit(repo, rev)
     result = switch_to(repo, wt, target, force=force, progress=progress)
@@ -323,6 +342,19 @@ def switch(
     return checkout(repo, wt, branch, force=force)
 
 
+def restore_matching(
+    repo: Repository, wt: Worktree, patterns: Sequence[str], source: str
+) -> list[str]:
+    """``checkout --only GLOB REV`` without ``--into``: write the files of ``source`` matching any
+    pattern (worktree-relative, as for ``--into``) into the working copy; HEAD does not move."""
+    cid = resolve_commit(repo, source)
+    match = match_only(patterns)
+    paths = sorted(p for p in repo.flatten(repo.commit_tree(cid)) if match(p))
+    if not paths:
+        raise PathError(f"--only {' '.join(patterns)} matches no file in {source}")
+    return restore(repo, wt, paths, source=cid.hex(), cwd=wt.root)
+
+
 def restore(
     repo: Repository,
     wt: Worktree,
@@ -344,6 +376,8 @@ def restore(
         matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
         if not matched:
             raise PathError(f"pathspec {pre!r} did not match any file in {source or 'the index'}")
+        if not staged:
+            prefetch(repo, [files[p] for p in matched])
         for p in sorted(matched):
             e = files[p]
             if staged:

@@ -32,6 +32,8 @@ class FsckReport:
     reachable: int = 0
     bytes_checked: int = 0
     orphan_packs: list[str] = field(default_factory=list)
+    promised: int = 0
+    """Data chunks a partial clone leaves on its promisor remote (fetched on demand)."""
 
     @property
     def ok(self) -> bool:
@@ -49,6 +51,7 @@ def fsck(repo: Repository, progress: Callable[[int, int], None] | None = None) -
     pack_names = {k[len(layout.PACKS_PREFIX) : -5] for k in keys if k.endswith(".pack")}
     report.orphan_packs = sorted(pack_names - idx_names)
     present: dict[ObjectId, ObjectType] = {}
+    corrupt: set[ObjectId] = set()
     total = len(idx_names)
     for i, name in enumerate(sorted(idx_names)):
         report.packs += 1
@@ -81,6 +84,7 @@ def fsck(repo: Repository, progress: Callable[[int, int], None] | None = None) -
                 report.objects += 1
                 problem = _check_object(rec.id, rec.type, stored, rec.flags, rec.raw_size, zd)
                 if problem:
+                    corrupt.add(rec.id)
                     report.problems.append(
                         f"corrupt {rec.type.label} {rec.id.hex()} in pack {name}: {problem}"
                     )
@@ -92,7 +96,7 @@ def fsck(repo: Repository, progress: Callable[[int, int], None] | None = None) -
             report.problems.append(f"pack {name}: indexed object {oid.hex()} is not in the pack")
         if progress:
             progress(i + 1, total)
-    _check_reachable(repo, present, report)
+    _check_reachable(repo, present, corrupt, report)
     return report
 
 
@@ -149,18 +153,29 @@ def roots(repo: Repository, report: FsckReport | None = None) -> list[tuple[str,
 
 
 def _check_reachable(
-    repo: Repository, present: dict[ObjectId, ObjectType], report: FsckReport
+    repo: Repository,
+    present: dict[ObjectId, ObjectType],
+    corrupt: set[ObjectId],
+    report: FsckReport,
 ) -> None:
     store = repo.store
+    partial = bool(repo.config.get("core.promisor"))
     seen: set[ObjectId] = set()
-    stack: list[tuple[ObjectId, str]] = [(oid, where) for where, oid in roots(repo, report)]
+    stack: list[tuple[ObjectId, str, ObjectType | None]] = [
+        (oid, where, None) for where, oid in roots(repo, report)
+    ]
     while stack:
-        oid, where = stack.pop()
+        oid, where, expected = stack.pop()
         if oid in seen:
             continue
         seen.add(oid)
         t = present.get(oid)
         if t is None:
+            if oid in corrupt:
+                continue  # reported once, as corrupt
+            if partial and expected == ObjectType.CHUNK:
+                report.promised += 1
+                continue
             report.problems.append(f"missing object {oid.hex()} (referenced from {where})")
             continue
         if t == ObjectType.CHUNK:
@@ -170,7 +185,7 @@ def _check_reachable(
         except (ObjectError, CorruptObject):
             continue  # already reported by the pack pass
         label = f"{t.label} {oid.hex()[:12]}"
-        stack.extend((child, label) for child, _ in iter_ids(obj))
+        stack.extend((child, label, child_type) for child, child_type in iter_ids(obj))
     report.reachable = len(seen)
 
 

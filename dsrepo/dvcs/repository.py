@@ -281,7 +281,7 @@ class Repository:
         if into is not None:
             return co.materialize_into(self, rev, Path(into), only=only_list, force=force)
         if only_list:
-            restored = co.restore(self, self.worktree, only_list, source=rev)
+            restored = co.restore_matching(self, self.worktree, only_list, rev)
             return co.CheckoutResult(self.head_commit(), written=restored)
         return co.checkout(self, self.worktree, rev, force=force)
 
@@ -334,6 +334,9 @@ class Repository:
         r = resolve(self, f"{rev}:{path}")
         if r.entry is None or r.entry.kind == EntryKind.TREE:
             raise PathError(f"{path!r} is a directory in {rev}, not a file")
+        from dsrepo.dvcs.checkout import prefetch
+
+        prefetch(self, [r.entry])
         return io.BufferedReader(
             ChunkStream(self.store.read_chunks(r.entry), r.entry.size), 1 << 20
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat as statmod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,6 +195,8 @@ class Worktree:
         self.root = repo.root
         self.index = StagingIndex(repo.dsdir / "index")
         self._rules: IgnoreRules | None = None
+        self.sparse = _sparse_matcher(repo)
+        """Partial working copies (``clone --only``): paths outside are tracked but not on disk."""
 
     @property
     def rules(self) -> IgnoreRules:
@@ -291,7 +293,11 @@ class Worktree:
                 self.index.set(new)
             for pre in prefixes:
                 for e in list(self.index.under(pre)):
-                    if e.path not in seen and not os.path.lexists(self.root / e.path):
+                    if (
+                        e.path not in seen
+                        and not os.path.lexists(self.root / e.path)
+                        and (self.sparse is None or self.sparse(e.path))
+                    ):
                         self.index.remove(e.path)
                         result.removed.append(e.path)
             store.flush()
@@ -427,7 +433,12 @@ class Worktree:
                     refreshed = True
                 continue
             modified.append(s.path)
-        deleted = [e.path for pre in prefixes for e in self.index.under(pre) if e.path not in seen]
+        deleted = [
+            e.path
+            for pre in prefixes
+            for e in self.index.under(pre)
+            if e.path not in seen and (self.sparse is None or self.sparse(e.path))
+        ]
         if refreshed:
             with contextlib.suppress(OSError):  # a read-only repository still answers status
                 self.index.save()
@@ -447,8 +458,13 @@ class Worktree:
         staged_deleted = [p for p in head_files if p not in self.index.entries]
         modified, deleted, untracked = self.changes()
         from dsrepo.dvcs.merging import merge_heads_in_progress
+        from dsrepo.dvcs.sync import tracking_status
 
+        upstream, ahead, behind = tracking_status(repo)
         return Status(
+            upstream=upstream,
+            ahead=ahead,
+            behind=behind,
             branch=repo.head_branch(),
             head=head,
             staged_added=tuple(sorted(staged_added)),
@@ -462,6 +478,17 @@ class Worktree:
 
     def snapshot(self) -> dict[str, IndexEntry]:
         return dict(self.index.entries)
+
+
+def _sparse_matcher(repo: Repository) -> Callable[[str], bool] | None:
+    import json
+
+    raw = repo.config.get("core.sparse")
+    if not raw:
+        return None
+    from dsrepo.dvcs.checkout import match_only
+
+    return match_only(json.loads(raw))
 
 
 def hash_file(path: str, small_threshold: int) -> FileRef:

@@ -45,7 +45,9 @@ class CountingBackend(Backend):
         self._count("put", sent=len(data))
         return created
 
-    def list(self, prefix: str = "", start_after: str | None = None, limit: int = 1000) -> list[KeyInfo]:
+    def list(
+        self, prefix: str = "", start_after: str | None = None, limit: int = 1000
+    ) -> list[KeyInfo]:
         self._count("list")
         return self.inner.list(prefix, start_after, limit)
 

@@ -43,16 +43,22 @@ def parse_url(url: str) -> tuple[str, str, str]:
     return "file", str(Path(url).expanduser().absolute()), ""
 
 
-def open_backend(url: str, *, s3: S3Options | None = None, create: bool = False,
-                 attempts: int = 5) -> Backend:
+def open_backend(
+    url: str, *, s3: S3Options | None = None, create: bool = False, attempts: int = 5
+) -> Backend:
     scheme, location, prefix = parse_url(url)
     inner: Backend
     if scheme == "s3":
         from dsrepo.remotes.s3 import S3Backend
 
         opts = s3 or S3Options()
-        inner = S3Backend(location, prefix, endpoint_url=opts.endpoint_url, region=opts.region,
-                          profile=opts.profile)
+        inner = S3Backend(
+            location,
+            prefix,
+            endpoint_url=opts.endpoint_url,
+            region=opts.region,
+            profile=opts.profile,
+        )
     else:
         from dsrepo.remotes.directory import DirectoryBackend
 
