@@ -22,6 +22,7 @@ INTERNAL_ERROR = 70
 class State:
     def __init__(self) -> None:
         self.quiet = False
+        self.args: list[str] = []  # the subcommand's arguments as given (click drops "--")
 
 
 def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -45,8 +46,16 @@ def is_quiet() -> bool:
     return ctx.ensure_object(State).quiet
 
 
+def paths_after_dashdash() -> list[str]:
+    """The arguments after ``--`` given to the running subcommand (not ``sys.argv``, so it also
+    works when the CLI is invoked programmatically)."""
+    args = click.get_current_context().ensure_object(State).args
+    return args[args.index("--") + 1 :] if "--" in args else []
+
+
 class DsrepoGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.ensure_object(State).args = list(ctx.args)
         try:
             return super().invoke(ctx)
         except DsrepoError as exc:

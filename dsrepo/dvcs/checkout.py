@@ -202,7 +202,12 @@ def apply_files(
         for p in sorted(touched):
             if p in new_files and p not in wt.index.entries and p not in head_files:
                 full = wt.root / p
-                if os.path.lexists(full) and not _same_content(full, new_files[p], repo):
+                if full.is_dir() and not full.is_symlink():
+                    # a folder in the way: fine when it holds only clean tracked files that
+                    # this switch removes (they are removed first, then the folder is pruned)
+                    if not _only_removed_files(full, p, head_files, new_files, wt, dirty):
+                        blocked.append(p)
+                elif os.path.lexists(full) and not _same_content(full, new_files[p], repo):
                     blocked.append(p)
     if blocked:
         raise WouldOverwrite(
@@ -282,6 +287,25 @@ def prefetch(repo: Repository, entries: Sequence[TreeEntry]) -> None:
     from dsrepo.dvcs.sync import chunk_ids, ensure_present
 
     ensure_present(repo, chunk_ids(repo, entries))
+
+
+def _only_removed_files(
+    full: Path,
+    rel: str,
+    head_files: Mapping[str, TreeEntry],
+    new_files: Mapping[str, TreeEntry],
+    wt: Worktree,
+    dirty: set[str],
+) -> bool:
+    """Whether every entry under folder ``full`` (``rel``) is a clean tracked file the switch
+    removes. Anything else (untracked, ignored, modified, a special file) keeps the folder."""
+    for dirpath, _dirs, names in os.walk(full):
+        for name in names:
+            q = f"{rel}/{Path(dirpath, name).relative_to(full).as_posix()}"
+            tracked = q in head_files or q in wt.index.entries
+            if not tracked or q in new_files or q in dirty:
+                return False
+    return True
 
 
 def _remove_tree_if_untracked_free(path: Path) -> None:

@@ -21,7 +21,8 @@ from dsrepo.objects.model import ObjectType, TreeEntry
 if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
 
-_SUFFIX = re.compile(r"(~\d*|\^\d*|\^\{(?:commit|tree|tag|)\})")
+# ``^{...}`` is tried before ``^N``: otherwise ``^{tree}`` would be read as ``^`` (first parent).
+_SUFFIX = re.compile(r"(~\d*|\^\{(?:commit|tree|tag|)\}|\^\d*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def _resolve(repo: Repository, rev: str) -> Resolved:
     if ":" in rev:
         rev, path = rev.split(":", 1)
         rev = rev or "HEAD"
-    m = re.search(r"((?:~\d*|\^\d*|\^\{[a-z]*\})*)$", rev)
+    m = re.search(r"((?:~\d*|\^\{(?:commit|tree|tag|)\}|\^\d*)*)$", rev)
     suffix = m.group(1) if m else ""
     base = rev[: len(rev) - len(suffix)]
     oid = resolve_name(repo, base)

@@ -29,7 +29,7 @@ from dsrepo.dvcs.graph import ahead_behind, ancestors, is_ancestor
 from dsrepo.dvcs.refnames import HEADS, REMOTES, TAGS, check_refname
 from dsrepo.dvcs.refs import RefStore
 from dsrepo.objects import layout
-from dsrepo.objects.errors import CorruptObject, FormatError, ObjectNotFound
+from dsrepo.objects.errors import FormatError, ObjectNotFound
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import Location, LocationIndex
@@ -624,10 +624,6 @@ def _fetch_metadata(repo: Repository, remote: Remote) -> int:
         if not missing:
             continue
         data = remote.backend.get(layout.pack_key(name))
-        if blake3(data).hexdigest() != name:
-            raise CorruptObject(
-                f"remote pack {name} at {remote.url} is damaged (content does not match its name)"
-            )
         for rec, stored in iter_pack_records(data, name):
             if rec.id in missing:
                 repo.store.put_stored(

@@ -295,7 +295,8 @@ class Worktree:
                 for e in list(self.index.under(pre)):
                     if (
                         e.path not in seen
-                        and not os.path.lexists(self.root / e.path)
+                        # gone, or no longer a file (e.g. replaced by a directory)
+                        and _scan_one(self.root, e.path) is None
                         and (self.sparse is None or self.sparse(e.path))
                     ):
                         self.index.remove(e.path)

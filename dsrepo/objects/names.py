@@ -39,6 +39,8 @@ def _is_ignorable(ch: str) -> bool:
 
 def is_reserved_name(name: str) -> bool:
     """True for names a filesystem might treat as ``.dsrepo``."""
+    if name.isascii():  # fast path: NFKC and ignorables change nothing in ASCII
+        return len(name) == 7 and name.lower() == ".dsrepo"
     folded = "".join(ch for ch in unicodedata.normalize("NFKC", name) if not _is_ignorable(ch))
     return folded.casefold() == ".dsrepo"
 

@@ -1,9 +1,12 @@
 """Pack files and pack indexes: the byte formats (see docs/format.md).
 
 A pack is a header followed by records; each record repeats its id, type and lengths so a pack can
-be re-indexed or checked on its own. A pack's name is the BLAKE3 of its bytes. Its index lists
-(id, offset, lengths, type, flags) sorted by id and ends with a BLAKE3 checksum of itself, so one
-object can be read with one ranged request.
+be re-indexed or checked on its own. Its index lists (id, offset, lengths, type, flags) sorted by
+id and ends with a BLAKE3 checksum of itself, so one object can be read with one ranged request.
+
+A pack's name is the BLAKE3 of its index's entry table, not of the pack bytes: the table fixes
+every object's id, place and size, so two packs with one name hold the same objects in the same
+places (each verified by its own id when read), and naming costs no extra pass over the data.
 """
 
 from __future__ import annotations
@@ -60,49 +63,63 @@ class PackBuilder:
 
     def __init__(self, pack_class: PackClass) -> None:
         self.pack_class = pack_class
-        self.buf = bytearray(_PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, int(pack_class)))
+        self._parts: list[bytes | memoryview] = [
+            _PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, int(pack_class))
+        ]
+        self._payloads: dict[ObjectId, bytes | memoryview] = {}
+        self._size = PACK_HEADER_SIZE
         self.entries: dict[ObjectId, IndexEntry] = {}
 
     @property
     def size(self) -> int:
-        return len(self.buf)
+        return self._size
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def add(
-        self, oid: ObjectId, type_: ObjectType, stored: bytes, raw_size: int, flags: int
+        self,
+        oid: ObjectId,
+        type_: ObjectType,
+        stored: bytes | memoryview,
+        raw_size: int,
+        flags: int,
     ) -> None:
         if oid in self.entries:
             return
         if len(stored) > MAX_OBJECT_SIZE or raw_size > MAX_OBJECT_SIZE:
             raise FormatError("object larger than 4 GiB cannot be packed")
-        self.buf += _RECORD.pack(oid, int(type_), flags, len(stored), raw_size)
-        offset = len(self.buf)
-        self.buf += stored
+        self._parts.append(_RECORD.pack(oid, int(type_), flags, len(stored), raw_size))
+        offset = self._size + RECORD_HEADER_SIZE
+        self._parts.append(stored)
+        self._payloads[oid] = stored
+        self._size = offset + len(stored)
         self.entries[oid] = IndexEntry(oid, offset, len(stored), raw_size, type_, flags)
 
     def stored_bytes(self, e: IndexEntry) -> bytes:
-        return bytes(self.buf[e.offset : e.offset + e.stored_size])
+        return bytes(self._payloads[e.id])
 
     def finish(self) -> tuple[str, bytes, bytes, list[IndexEntry]]:
         """(pack name, pack bytes, index bytes, entries sorted by id)."""
-        data = bytes(self.buf)
-        digest = blake3(data, max_threads=blake3.AUTO).digest()
         entries = sorted(self.entries.values(), key=lambda e: e.id)
-        return digest.hex(), data, encode_index(digest, self.pack_class, entries), entries
+        name, index = encode_index(self.pack_class, entries)
+        return name, b"".join(self._parts), index, entries
 
 
-def encode_index(pack_digest: bytes, pack_class: PackClass, entries: list[IndexEntry]) -> bytes:
-    parts = [
-        _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, int(pack_class), len(entries), pack_digest)
-    ]
-    parts.extend(
+def _entry_table(entries: list[IndexEntry]) -> bytes:
+    return b"".join(
         _INDEX_ENTRY.pack(e.id, e.offset, e.stored_size, e.raw_size, int(e.type), e.flags)
         for e in entries
     )
-    body = b"".join(parts)
-    return body + blake3(body).digest()
+
+
+def encode_index(pack_class: PackClass, entries: list[IndexEntry]) -> tuple[str, bytes]:
+    """(pack name, index bytes) for ``entries`` sorted by id."""
+    table = _entry_table(entries)
+    digest = blake3(table).digest()
+    header = _INDEX_HEADER.pack(INDEX_MAGIC, PACK_VERSION, int(pack_class), len(entries), digest)
+    body = header + table
+    return digest.hex(), body + blake3(body).digest()
 
 
 def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
@@ -116,8 +133,6 @@ def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
     magic, version, cls, count, digest = _INDEX_HEADER.unpack_from(body)
     if magic != INDEX_MAGIC or version != PACK_VERSION:
         raise FormatError(f"{where}: unknown magic or version")
-    if digest.hex() != name:
-        raise CorruptObject(f"{where} describes another pack ({digest.hex()[:12]})")
     if len(body) != _INDEX_HEADER.size + count * _INDEX_ENTRY.size:
         raise CorruptObject(f"{where} has a wrong length")
     try:
@@ -136,6 +151,8 @@ def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
         except ValueError:
             raise FormatError(f"{where}: unknown object type {type_}") from None
         entries.append(IndexEntry(ObjectId(bytes(oid)), offset, stored, raw, t, flags))
+    if digest.hex() != name or blake3(body[_INDEX_HEADER.size :]).digest() != digest:
+        raise CorruptObject(f"{where} describes another pack ({digest.hex()[:12]})")
     return pack_class, entries
 
 

@@ -10,27 +10,31 @@ Every read re-hashes the object and raises :class:`CorruptObject` naming the obj
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import zstandard
 from blake3 import blake3
+from pyfastcdc import FastCDC
 
 from dsrepo.objects import layout
 from dsrepo.objects.chunking import RepoFormat
 from dsrepo.objects.errors import (
+    AmbiguousId,
     CorruptObject,
     FileChanged,
     FileReadError,
     FormatError,
     ObjectNotFound,
 )
-from dsrepo.objects.ids import ObjectId, hash_data
+from dsrepo.objects.ids import ObjectId, hash_data, validate_prefix
 from dsrepo.objects.locindex import Location, LocationIndex
 from dsrepo.objects.model import (
     Commit,
@@ -53,6 +57,10 @@ from dsrepo.remotes.errors import KeyNotFound
 DEFAULT_PACK_TARGET = 32 * 1024 * 1024
 _BATCH_BYTES = 8 * 1024 * 1024
 _SAMPLE = 4096
+_RESAMPLE_EVERY = 64
+"""A large file's chunks are compressed (or not) like its last sampled chunk; resampled this often."""
+_MAX_SEALED = 2
+"""Finished packs that may wait for the background writer (bounds memory: ~3 packs)."""
 _CACHE_ENTRIES = 8192
 
 T = TypeVar("T", Manifest, Tree, Commit, Tag)
@@ -67,7 +75,7 @@ class FileRef:
     manifest: ObjectId | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteStats:
     objects_written: int = 0
     bytes_written: int = 0
@@ -91,6 +99,11 @@ class ObjectStore:
         self.params = fmt.chunker
         self.pack_target = pack_target
         self._builders: dict[PackClass, PackBuilder] = {}
+        self._sealed: list[PackBuilder] = []
+        """Finished packs being written by the background writer; still readable from memory."""
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsrepo-packs")
+        self._writes: list[Future[None]] = []
+        self._written: list[str] = []
         self._lock = threading.RLock()
         self._cache: OrderedDict[ObjectId, Structured] = OrderedDict()
         self._zc = zstandard.ZstdCompressor(level=1)
@@ -137,19 +150,34 @@ class ObjectStore:
 
     # ------------------------------------------------------------ writing
 
+    def _buffered(self) -> list[PackBuilder]:
+        """Open and sealed builders (objects written but not yet in the location index)."""
+        return [*self._builders.values(), *self._sealed]
+
     def has(self, oid: bytes) -> bool:
         with self._lock:
-            for b in self._builders.values():
+            for b in self._buffered():
                 if oid in b.entries:
                     return True
         return self.index.contains(oid)
 
-    def _compress(self, raw: bytes, always_try: bool) -> tuple[bytes, int]:
-        """zstd level 1 only when it shrinks the object; data is sampled first (random bytes,
-        JPEG, parquet do not compress, and trying costs as much as hashing)."""
-        if len(raw) < 64:
+    def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        """The subset of ``oids`` not stored (one index query for the whole batch)."""
+        wanted = set(oids)
+        with self._lock:
+            for b in self._buffered():
+                wanted -= b.entries.keys()
+        return {ObjectId(o) for o in self.index.missing(wanted)}
+
+    def _compress(
+        self, raw: bytes | memoryview, always_try: bool | None
+    ) -> tuple[bytes | memoryview, int]:
+        """zstd level 1 only when it shrinks the object. ``None``: sample 4 KiB first (random
+        bytes, JPEG, parquet do not compress, and trying costs as much as hashing); ``False``:
+        store as is (the caller already knows the data does not compress)."""
+        if len(raw) < 64 or always_try is False:
             return raw, 0
-        if not always_try and len(raw) > 2 * _SAMPLE:
+        if always_try is None and len(raw) > 2 * _SAMPLE:
             sample = raw[:_SAMPLE]
             if len(self._zc.compress(sample)) > 0.9 * len(sample):
                 return raw, 0
@@ -158,20 +186,39 @@ class ObjectStore:
             return packed, FLAG_ZSTD
         return raw, 0
 
-    def _append(self, type_: ObjectType, oid: ObjectId, raw: bytes) -> None:
+    def _append(
+        self,
+        type_: ObjectType,
+        oid: ObjectId,
+        raw: bytes | memoryview,
+        compress: bool | None = None,
+    ) -> int:
+        """Buffer an object; returns its stored size (0 if it was already buffered)."""
         pack_class = PackClass.for_type(type_)
-        stored, flags = self._compress(raw, always_try=pack_class == PackClass.META)
+        if pack_class == PackClass.META:
+            compress = True
+        stored, flags = self._compress(raw, compress)
+        self._add_stored(oid, type_, stored, len(raw), flags)
+        return len(stored)
+
+    def _add_stored(
+        self,
+        oid: ObjectId,
+        type_: ObjectType,
+        stored: bytes | memoryview,
+        raw_size: int,
+        flags: int,
+    ) -> None:
+        pack_class = PackClass.for_type(type_)
         with self._lock:
             builder = self._builders.get(pack_class)
             if builder is None:
                 builder = self._builders[pack_class] = PackBuilder(pack_class)
             if oid in builder.entries:
                 return
-            builder.add(oid, type_, stored, len(raw), flags)
-            s = self.stats
-            self.stats = WriteStats(
-                s.objects_written + 1, s.bytes_written + len(stored), s.packs_written
-            )
+            builder.add(oid, type_, stored, raw_size, flags)
+            self.stats.objects_written += 1
+            self.stats.bytes_written += len(stored)
             if builder.size >= self.pack_target:
                 self._finish(pack_class)
 
@@ -202,6 +249,33 @@ class ObjectStore:
         if not self.has(expected):
             self._append(type_, expected, raw)
 
+    def put_stored(
+        self, oid: ObjectId, type_: ObjectType, stored: bytes, raw_size: int, flags: int, where: str
+    ) -> None:
+        """Store an object received in its stored (possibly compressed) form, after verifying it:
+        it must decompress to ``raw_size`` bytes that hash to ``oid`` (and decode, if structured).
+        Raises CorruptObject naming the object and ``where`` it came from."""
+        raw = self._unpack(oid, type_, stored, flags, raw_size, where)
+        if type_ != ObjectType.CHUNK:
+            try:
+                decode(type_, raw)
+            except FormatError as exc:
+                raise CorruptObject(f"{type_.label} {oid.hex()} from {where}: {exc}") from None
+        if not self.has(oid):
+            self._add_stored(oid, type_, stored, raw_size, flags)
+
+    def read_stored(self, oid: ObjectId) -> tuple[Location, bytes]:
+        """An object's location and stored bytes, verified (for copying it elsewhere as is)."""
+        loc = self.index.lookup(oid)
+        if loc is None:
+            raise ObjectNotFound(f"object {oid.hex()} not found")
+        try:
+            stored = self.backend.get(layout.pack_key(loc.pack), loc.offset, loc.stored_size)
+        except KeyNotFound:
+            raise CorruptObject(f"object {oid.hex()}: pack {loc.pack} is missing") from None
+        self._unpack(oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}")
+        return loc, stored
+
     def put_tree(self, entries: Iterable[TreeEntry]) -> ObjectId:
         root, shards = build_tree(list(entries))
         for shard in shards:
@@ -212,7 +286,7 @@ class ObjectStore:
         """Store in-memory content as a file would be stored (chunked when large)."""
         if len(data) <= self.params.small_file_threshold:
             return FileRef(self.put_chunk(data), len(data))
-        return self._write_chunked(_BytesReader(data), "<bytes>", None)  # type: ignore[arg-type]
+        return self._write_chunked(io.BytesIO(data), "<bytes>", None)
 
     def write_file(self, path: str) -> FileRef:
         """Store a file's content. Raises FileReadError, or FileChanged if it changed meanwhile
@@ -233,7 +307,7 @@ class ObjectStore:
                 raise FileReadError(f"cannot read {path}: {exc.strerror or exc}") from None
 
     @staticmethod
-    def _check_unchanged(path: str, f: BinaryIO, before: os.stat_result, nread: int) -> None:
+    def _check_unchanged(path: str, f: io.IOBase, before: os.stat_result, nread: int) -> None:
         after = os.fstat(f.fileno())
         if (
             nread != before.st_size
@@ -243,71 +317,106 @@ class ObjectStore:
         ):
             raise FileChanged(f"{path} changed while it was being read; try again")
 
-    def _write_chunked(self, f: BinaryIO, path: str, before: os.stat_result | None) -> FileRef:
+    def _write_chunked(
+        self, f: io.RawIOBase | io.BufferedIOBase, path: str, before: os.stat_result | None
+    ) -> FileRef:
         """Cut with FastCDC and store the chunks; hashing runs on a second thread, one batch behind
         the cutter (pyfastcdc and BLAKE3 release the GIL)."""
         whole = blake3()
         chunks: list[tuple[ObjectId, int]] = []
         total = 0
 
-        def hash_batch(batch: list[bytes]) -> list[ObjectId]:
+        def hash_batch(batch: list[memoryview]) -> list[ObjectId]:
             ids = []
             for b in batch:
                 whole.update(b)
                 ids.append(ObjectId(blake3(b).digest()))
             return ids
 
-        def store_batch(batch: list[bytes], ids: list[ObjectId]) -> None:
+        compressible: bool | None = None  # decided on the file's first new chunk, re-checked
+
+        def store_batch(batch: list[memoryview], ids: list[ObjectId]) -> None:
+            nonlocal compressible
+            new = self.missing(ids)
             for b, oid in zip(batch, ids, strict=True):
                 chunks.append((oid, len(b)))
-                if not self.has(oid):
-                    self._append(ObjectType.CHUNK, oid, b)
+                if oid in new:
+                    new.discard(oid)
+                    if compressible is None or len(chunks) % _RESAMPLE_EVERY == 0:
+                        stored = self._append(ObjectType.CHUNK, oid, b, compress=None)
+                        compressible = stored < len(b)
+                    else:
+                        self._append(ObjectType.CHUNK, oid, b, compress=compressible)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsrepo-hash") as pool:
-            in_flight: tuple[list[bytes], Future[list[ObjectId]]] | None = None
-            batch: list[bytes] = []
-            batch_bytes = 0
-            for c in self.params.cutter().cut_stream(f):
-                b = bytes(c.data)
-                batch.append(b)
-                batch_bytes += len(b)
-                total += len(b)
-                if batch_bytes >= _BATCH_BYTES:
-                    fut = pool.submit(hash_batch, batch)
-                    if in_flight is not None:
-                        store_batch(in_flight[0], in_flight[1].result())
-                    in_flight = (batch, fut)
-                    batch, batch_bytes = [], 0
+            in_flight: tuple[list[memoryview], Future[list[ObjectId]]] | None = None
+            for batch in _cut_blocks(f, self.params.cutter()):
+                total += sum(len(b) for b in batch)
+                fut = pool.submit(hash_batch, batch)
+                if in_flight is not None:
+                    store_batch(in_flight[0], in_flight[1].result())
+                in_flight = (batch, fut)
             if in_flight is not None:
                 store_batch(in_flight[0], in_flight[1].result())
-            if batch:
-                store_batch(batch, hash_batch(batch))
         if before is not None:
             self._check_unchanged(path, f, before, total)
         manifest = Manifest(ObjectId(whole.digest()), total, tuple(chunks))
         return FileRef(manifest.content_id, total, self.put(manifest))
 
     def flush(self) -> list[str]:
-        """Make every buffered object durable; returns the names of the packs written."""
+        """Make every buffered object durable: seal the open packs, then wait until every pack
+        and its index are written (fsync'd) and recorded in the location index. Returns the
+        names of the packs written since the last flush."""
         with self._lock:
-            return [name for pc in list(self._builders) if (name := self._finish(pc))]
+            for pc in list(self._builders):
+                self._finish(pc)
+            writes, self._writes = self._writes, []
+        for w in writes:
+            w.result()
+        with self._lock:
+            names, self._written = self._written, []
+        return names
 
-    def _finish(self, pack_class: PackClass) -> str | None:
+    def _finish(self, pack_class: PackClass) -> None:
+        """Seal the open pack of ``pack_class`` and hand it to the background writer."""
         builder = self._builders.pop(pack_class, None)
         if builder is None or not builder.entries:
-            return None
-        name, pack_bytes, index_bytes, entries = builder.finish()
-        self.backend.put_if_absent(layout.pack_key(name), pack_bytes)
-        self.backend.put_if_absent(layout.index_key(name), index_bytes)
-        self.index.add_pack(name, pack_class, entries)
-        s = self.stats
-        self.stats = WriteStats(s.objects_written, s.bytes_written, s.packs_written + 1)
-        return name
+            return
+        self._sealed.append(builder)
+        self._writes.append(self._writer.submit(self._write_pack, builder))
+        while len(self._sealed) > _MAX_SEALED:  # backpressure: wait for the oldest pack
+            oldest = self._writes[0]
+            self._lock.release()
+            try:
+                oldest.result()
+            finally:
+                self._lock.acquire()
+            if self._writes and self._writes[0] is oldest:
+                self._writes.pop(0)
+
+    def _write_pack(self, builder: PackBuilder) -> None:
+        """Pack (fsync), then index (fsync), then location index; runs on the writer thread."""
+        try:
+            name, pack_bytes, index_bytes, entries = builder.finish()
+            self.backend.put_if_absent(layout.pack_key(name), pack_bytes)
+            self.backend.put_if_absent(layout.index_key(name), index_bytes)
+            self.index.add_pack(name, builder.pack_class, entries)
+            with self._lock:
+                self.stats.packs_written += 1
+                self._written.append(name)
+        finally:
+            with self._lock:
+                self._sealed.remove(builder)
 
     def abort(self) -> None:
-        """Drop buffered objects that were never flushed."""
+        """Drop buffered objects that were never flushed (packs already sealed still land:
+        they are complete, and unreferenced objects are harmless)."""
         with self._lock:
             self._builders.clear()
+            writes, self._writes = self._writes, []
+        for w in writes:
+            with contextlib.suppress(Exception):  # the caller reports the original error
+                w.result()
 
     # ------------------------------------------------------------ reading
 
@@ -316,7 +425,7 @@ class ObjectStore:
 
     def object_type(self, oid: ObjectId) -> ObjectType:
         with self._lock:
-            for b in self._builders.values():
+            for b in self._buffered():
                 e = b.entries.get(oid)
                 if e is not None:
                     return e.type
@@ -327,7 +436,7 @@ class ObjectStore:
 
     def object_size(self, oid: ObjectId) -> int:
         with self._lock:
-            for b in self._builders.values():
+            for b in self._buffered():
                 e = b.entries.get(oid)
                 if e is not None:
                     return e.raw_size
@@ -358,7 +467,7 @@ class ObjectStore:
 
     def _pending(self, oid: ObjectId) -> tuple[IndexEntry, bytes] | None:
         with self._lock:
-            for b in self._builders.values():
+            for b in self._buffered():
                 e = b.entries.get(oid)
                 if e is not None:
                     return e, b.stored_bytes(e)
@@ -466,30 +575,55 @@ class ObjectStore:
         return b"".join(self.read_chunks(entry))
 
     def resolve_prefix(self, prefix: str) -> ObjectId:
+        """The one id (flushed or not) starting with ``prefix``; AmbiguousId / ObjectNotFound."""
+        validate_prefix(prefix)
         with self._lock:
-            pending = [
-                o for b in self._builders.values() for o in b.entries if o.hex().startswith(prefix)
-            ]
-        if len(pending) == 1:
-            return pending[0]
-        return self.index.resolve_prefix(prefix)
+            found = {o for b in self._buffered() for o in b.entries if o.hex().startswith(prefix)}
+        with contextlib.suppress(ObjectNotFound):
+            found.add(self.index.resolve_prefix(prefix))
+        if len(found) > 1:
+            shown = ", ".join(sorted(o.hex()[:12] for o in found)[:10])
+            raise AmbiguousId(f"object id prefix {prefix!r} is ambiguous: {shown}")
+        if not found:
+            raise ObjectNotFound(f"no object matches {prefix!r}")
+        return found.pop()
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.index.close()
 
 
-class _BytesReader:
-    """A readinto() adapter over bytes for pyfastcdc's stream cutter."""
+def _cut_blocks(f: io.RawIOBase | io.BufferedIOBase, cutter: FastCDC) -> Iterator[list[memoryview]]:
+    """Read ``f`` once, in blocks, and cut each block into content-defined chunks.
 
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def readinto(self, buf: memoryview) -> int:
-        n = min(len(buf), len(self._view) - self._pos)
-        buf[:n] = self._view[self._pos : self._pos + n]
-        self._pos += n
-        return n
+    The chunks are views into the block just read (no copy per chunk), and every later step —
+    hashing, storing — sees exactly those bytes, so a file changing meanwhile cannot give a chunk
+    an id that does not match what is stored. A block's last chunk may end only because the block
+    does, so it is carried into the next block and cut again: FastCDC boundaries depend only on
+    the bytes since the previous boundary, so the result equals cutting the whole file at once.
+    """
+    carry = b""
+    eof = False
+    while not eof:
+        block = bytearray(len(carry) + _BATCH_BYTES)
+        block[: len(carry)] = carry
+        filled = len(carry)
+        with memoryview(block) as view:
+            while filled < len(block):
+                n = f.readinto(view[filled:])
+                if not n:
+                    eof = True
+                    break
+                filled += n
+        del block[filled:]
+        if not block:
+            return
+        chunks = [c.data for c in cutter.cut_buf(block)]
+        carry = b""
+        if not eof:
+            carry = bytes(chunks.pop())
+        if chunks:
+            yield chunks
 
 
 def object_ids(objs: Iterable[Structured]) -> list[ObjectId]:
