@@ -23,7 +23,7 @@ from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
 from dsrepo.dvcs.revisions import resolve_commit
-from dsrepo.dvcs.worktree import IndexEntry, Worktree, hash_file
+from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
@@ -276,8 +276,17 @@ def apply_files(
             if cur is None or cur.version != (e.kind, e.id):
                 index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
             result.kept += 1
+    if commit is not None and all(_staged_as(index, p, new_files.get(p)) for p in carried):
+        index.tree = repo.commit_tree(commit)  # the index equals the target tree
     index.save()
     return result
+
+
+def _staged_as(index: StagingIndex, path: str, entry: TreeEntry | None) -> bool:
+    staged = index.entries.get(path)
+    if entry is None:
+        return staged is None
+    return staged is not None and staged.version == (entry.kind, entry.id)
 
 
 def prefetch(repo: Repository, entries: Sequence[TreeEntry]) -> None:

@@ -136,6 +136,8 @@ def commit(
     kind = "commit (merge)" if merging else "commit (initial)" if head is None else "commit"
     repo.update_head(cid, head, f"{kind}: {message.splitlines()[0]}")
     clear_merge_state(repo)
+    wt.index.tree = tree  # the index now equals the committed tree
+    wt.index.save()
     return CommitInfo(cid, c)
 
 

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dsrepo.errors import DsrepoError
+from dsrepo.objects.names import is_reserved_name
 
 __all__ = [
     "SafeWriter",
@@ -60,31 +61,6 @@ class UnsafePath(DsrepoError):
     exit_code = 9
 
 
-# Unicode 15.0 DerivedCoreProperties.txt, Default_Ignorable_Code_Point.
-_DEFAULT_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
-    (0x00AD, 0x00AD),
-    (0x034F, 0x034F),
-    (0x061C, 0x061C),
-    (0x115F, 0x1160),
-    (0x17B4, 0x17B5),
-    (0x180B, 0x180F),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x206F),
-    (0x3164, 0x3164),
-    (0xFE00, 0xFE0F),
-    (0xFEFF, 0xFEFF),
-    (0xFFA0, 0xFFA0),
-    (0xFFF0, 0xFFF8),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0000, 0xE0FFF),
-)
-_STRIP_IGNORABLES: dict[int, None] = {
-    cp: None for lo, hi in _DEFAULT_IGNORABLE_RANGES for cp in range(lo, hi + 1)
-}
-_RESERVED = ".dsrepo"
-_SHORT_NAMES = frozenset(f"dsrepo~{d}" for d in "0123456789")
 TEMP_PREFIX = ".dsrepo-tmp-"
 """Prefix of the temporary files :class:`SafeWriter` creates next to their destination."""
 
@@ -92,33 +68,6 @@ TEMP_PREFIX = ".dsrepo-tmp-"
 def _q(text: str) -> str:
     """Quote a path for a one-line message (control and invisible characters escaped)."""
     return repr(text)
-
-
-def _fold(name: str) -> str:
-    s = unicodedata.normalize("NFKC", name.translate(_STRIP_IGNORABLES))
-    s = unicodedata.normalize("NFKC", s.translate(_STRIP_IGNORABLES).casefold())
-    return s.translate(_STRIP_IGNORABLES)
-
-
-def _is_reserved_folded(folded: str) -> bool:
-    if folded.startswith(".dsrepo:"):
-        return True
-    base = folded.rstrip(". ")
-    return base == _RESERVED or base in _SHORT_NAMES or folded in ("", ".", "..")
-
-
-def is_reserved_name(name: str) -> bool:
-    """True when a filesystem might treat ``name`` as ``.dsrepo`` (see the module docstring).
-
-    Also true for names that fold to nothing, ``.`` or ``..`` (e.g. ``"\\u200b"``, ``".\\u200d."``).
-    Cheap for ASCII names, which is what the scanner sees almost always.
-    """
-    if name.isascii():
-        # Folding is just lower() here, and every reserved ASCII name starts with ".", "d" or "D".
-        if name[:1] not in (".", "d", "D"):
-            return not name
-        return _is_reserved_folded(name.lower())
-    return _is_reserved_folded(_fold(name))
 
 
 def validate_entry_name(name: str) -> str:

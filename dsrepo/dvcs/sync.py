@@ -234,7 +234,10 @@ def open_remote(repo: Repository, name_or_url: str, *, create: bool = False) -> 
 
 
 def _complete_commits(repo: Repository, tips: Iterable[ObjectId]) -> set[str]:
-    """Commits reachable from ``tips`` that exist locally (history below a ref is complete)."""
+    """Commits reachable from ``tips`` that exist locally (history below a ref is complete).
+
+    Annotated tags among the tips are peeled to their commits (tags of trees or files add
+    nothing)."""
     present = [t.hex() for t in tips if repo.store.has(t)]
     return set(ancestors(repo.parents_of, present)) if present else set()
 

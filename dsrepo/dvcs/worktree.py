@@ -28,6 +28,7 @@ from dsrepo.dvcs.scan import ScanEntry, scan
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
+from dsrepo.objects.names import name_problem
 from dsrepo.objects.store import FileRef
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class StagingIndex:
         self.entries: dict[str, IndexEntry] = {}
         self.stamp_ns = 0
         self.dirty = False
+        self.tree: ObjectId | None = None
+        """The tree id the staged snapshot equals, when known (git's cache-tree, for the whole
+        tree): set when a commit or checkout makes the index match a tree, cleared by any
+        change to a path's content. Lets a no-op status skip reading HEAD's trees."""
         if path.exists():
             self._load()
 
@@ -85,10 +90,11 @@ class StagingIndex:
                 raise ValueError("version")
             for p, k, size, cid, man, mt, ct, ino, mode in doc[1]:
                 self.entries[p] = IndexEntry(p, EntryKind(k), size, cid, man, mt, ct, ino, mode)
+            self.tree = doc[2] if len(doc) > 2 else None
         except Exception:
             raise RepositoryError(
-                f"the staging index {self.path} is unreadable; delete it and run 'dsrepo reset' "
-                "to rebuild it from HEAD"
+                f"the staging index {self.path} is unreadable; delete it and run "
+                "'dsrepo restore --staged .' to rebuild it from HEAD"
             ) from None
 
     def save(self) -> None:
@@ -106,7 +112,8 @@ class StagingIndex:
             )
             for e in sorted(self.entries.values(), key=lambda e: e.path)
         ]
-        atomic_write(self.path, msgpack.packb([INDEX_VERSION, rows], use_bin_type=True))
+        doc = [INDEX_VERSION, rows, self.tree]
+        atomic_write(self.path, msgpack.packb(doc, use_bin_type=True))
         self.stamp_ns = os.stat(self.path).st_mtime_ns
         self.dirty = False
 
@@ -114,11 +121,15 @@ class StagingIndex:
         return e.mtime_ns >= self.stamp_ns
 
     def set(self, e: IndexEntry) -> None:
+        old = self.entries.get(e.path)
+        if old is None or old.version != e.version:
+            self.tree = None
         self.entries[e.path] = e
         self.dirty = True
 
     def remove(self, path: str) -> None:
         if self.entries.pop(path, None) is not None:
+            self.tree = None
             self.dirty = True
 
     def reset_to(self, files: dict[str, TreeEntry]) -> None:
@@ -131,6 +142,7 @@ class StagingIndex:
                 self.entries[p] = prev
             else:
                 self.entries[p] = IndexEntry(p, te.kind, te.size, te.id, te.manifest)
+        self.tree = None
         self.dirty = True
 
     def under(self, prefix: str) -> Iterator[IndexEntry]:
@@ -283,6 +295,10 @@ class Worktree:
                 old = self.index.entries.get(s.path)
                 if self._unchanged(old, s):
                     continue
+                for part in s.path.split("/"):
+                    problem = name_problem(part)
+                    if problem:
+                        raise PathError(f"cannot add {s.path!r}: {problem}")
                 ref = self.hash_entry(s, write=True)
                 result.bytes_hashed += ref.size
                 new = self._index_entry(s, ref)
@@ -448,15 +464,19 @@ class Worktree:
     def status(self) -> Status:
         repo = self.repo
         head = repo.head_commit()
-        head_files = repo.flatten(repo.commit_tree(head))
-        staged_added, staged_modified, staged_deleted = [], [], []
-        for p, e in self.index.entries.items():
-            h = head_files.get(p)
-            if h is None:
-                staged_added.append(p)
-            elif (h.kind, h.id) != e.version:
-                staged_modified.append(p)
-        staged_deleted = [p for p in head_files if p not in self.index.entries]
+        head_tree = repo.commit_tree(head)
+        staged_added: list[str] = []
+        staged_modified: list[str] = []
+        staged_deleted: list[str] = []
+        if head_tree is None or self.index.tree != head_tree:
+            head_files = repo.flatten(head_tree)
+            for p, e in self.index.entries.items():
+                h = head_files.get(p)
+                if h is None:
+                    staged_added.append(p)
+                elif (h.kind, h.id) != e.version:
+                    staged_modified.append(p)
+            staged_deleted = [p for p in head_files if p not in self.index.entries]
         modified, deleted, untracked = self.changes()
         from dsrepo.dvcs.merging import merge_heads_in_progress
         from dsrepo.dvcs.sync import tracking_status

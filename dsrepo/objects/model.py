@@ -436,6 +436,8 @@ def _parse_shards(items: Any, type_: ObjectType) -> tuple[ShardRef, ...]:
                 _int(item[3], type_, "shard size"),
             )
         )
+    if sum(s.count for s in out) <= SHARD_THRESHOLD:
+        raise _fail(type_, f"a tree of at most {SHARD_THRESHOLD} entries must not be sharded")
     return tuple(out)
 
 
@@ -462,6 +464,10 @@ def build_tree(entries: Sequence[TreeEntry]) -> tuple[Tree, list[Tree]]:
     rewrites one shard plus the small top-level list, never the whole directory.
     """
     ordered = sorted(entries, key=entry_sort_key)
+    for e in ordered:  # never store a tree that decode() would refuse
+        problem = name_problem(e.name)
+        if problem:
+            raise FormatError(f"cannot store entry: {problem}")
     for a, b in itertools.pairwise(ordered):
         if a.name == b.name:
             raise FormatError(f"malformed tree: entry {a.name!r} is duplicated")

@@ -1,8 +1,11 @@
-"""Validation of tree entry names: the rules every tree from any source must satisfy.
+"""Validation of tree entry names: the rules every tree from any source must satisfy, and the one
+definition of "a name a filesystem may treat as ``.dsrepo``" (the working-copy code uses it too).
 
 A name is one path component. Rejected: empty, ``.``, ``..``, anything containing ``/``, ``\\`` or
-NUL, and ``.dsrepo`` in any letter case, after Unicode normalization (NFKC) and after removing
-default-ignorable code points (zero-width joiners, BOM, soft hyphen, ...) that some filesystems drop.
+NUL, and reserved names: ``.dsrepo`` in any letter case, after NFKC normalization and removal of
+default-ignorable code points (zero-width joiners, BOM, soft hyphen, ...), with trailing dots or
+spaces (NTFS drops them), with an NTFS stream suffix (``.dsrepo:x``), its 8.3 short names
+(``DSREPO~1``), and names that fold to nothing, ``.`` or ``..``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import unicodedata
 
 from dsrepo.objects.errors import FormatError
 
-_IGNORABLE_RANGES = (
+# Unicode 15.0 DerivedCoreProperties.txt, Default_Ignorable_Code_Point.
+_DEFAULT_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),
     (0x034F, 0x034F),
     (0x061C, 0x061C),
@@ -30,19 +34,38 @@ _IGNORABLE_RANGES = (
     (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
+_STRIP_IGNORABLES: dict[int, None] = {
+    cp: None for lo, hi in _DEFAULT_IGNORABLE_RANGES for cp in range(lo, hi + 1)
+}
+_RESERVED = ".dsrepo"
+_SHORT_NAMES = frozenset(f"dsrepo~{d}" for d in "0123456789")
 
 
-def _is_ignorable(ch: str) -> bool:
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _IGNORABLE_RANGES)
+def _fold(name: str) -> str:
+    s = unicodedata.normalize("NFKC", name.translate(_STRIP_IGNORABLES))
+    s = unicodedata.normalize("NFKC", s.translate(_STRIP_IGNORABLES).casefold())
+    return s.translate(_STRIP_IGNORABLES)
+
+
+def _is_reserved_folded(folded: str) -> bool:
+    if folded.startswith(".dsrepo:"):
+        return True
+    base = folded.rstrip(". ")
+    return base == _RESERVED or base in _SHORT_NAMES or folded in ("", ".", "..")
 
 
 def is_reserved_name(name: str) -> bool:
-    """True for names a filesystem might treat as ``.dsrepo``."""
-    if name.isascii():  # fast path: NFKC and ignorables change nothing in ASCII
-        return len(name) == 7 and name.lower() == ".dsrepo"
-    folded = "".join(ch for ch in unicodedata.normalize("NFKC", name) if not _is_ignorable(ch))
-    return folded.casefold() == ".dsrepo"
+    """True when a filesystem might treat ``name`` as ``.dsrepo`` (see the module docstring).
+
+    Also true for names that fold to nothing, ``.`` or ``..`` (e.g. ``"\\u200b"``, ``".\\u200d."``).
+    Cheap for ASCII names, which is what the scanner sees almost always.
+    """
+    if name.isascii():
+        # Folding is just lower() here, and every reserved ASCII name starts with ".", "d" or "D".
+        if name[:1] not in (".", "d", "D"):
+            return not name
+        return _is_reserved_folded(name.lower())
+    return _is_reserved_folded(_fold(name))
 
 
 def name_problem(name: str) -> str | None:
