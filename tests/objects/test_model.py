@@ -95,7 +95,7 @@ def entries(draw: st.DrawFn, max_size: int = 12) -> tuple[TreeEntry, ...]:
 def shard_refs(draw: st.DrawFn) -> tuple[ShardRef, ...]:
     chosen = draw(st.lists(names, min_size=2, max_size=8, unique=True))
     return tuple(
-        ShardRef(n, draw(ids), draw(st.integers(1, 2**32)), draw(sizes))
+        ShardRef(n, draw(ids), draw(st.integers(2049, 2**32)), draw(sizes))  # > 4096 in all
         for n in sorted(chosen, key=lambda n: n.encode("utf-8"))
     )
 
