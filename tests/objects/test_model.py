@@ -235,7 +235,9 @@ def test_valid_baselines_decode() -> None:
     """The hand-built bodies the rejection tests perturb are themselves valid."""
     decode(ObjectType.COMMIT, pk(commit_body()))
     decode(ObjectType.TREE, pk([1, 0, [["a", 0, 1, ID], ["b", 0, 1, ID]]]))
-    decode(ObjectType.TREE, pk([1, 1, [["a", ID, 1, 0], ["b", ID, 1, 0]]]))
+    decode(ObjectType.TREE, pk([1, 1, [["a", ID, 4000, 0], ["b", ID, 97, 0]]]))
+    with pytest.raises(FormatError, match="at most 4096 entries must not be sharded"):
+        decode(ObjectType.TREE, pk([1, 1, [["a", ID, 4000, 0], ["b", ID, 96, 0]]]))
     decode(ObjectType.MANIFEST, pk([1, ID, 3, ID * 2, [1, 2]]))
     decode(ObjectType.TAG, pk([1, ID, 3, "v1", SIG, "m"]))
 
