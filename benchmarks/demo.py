@@ -21,6 +21,7 @@ ENV = dict(
     DSREPO_AUTHOR_NAME="Demo User",
     DSREPO_AUTHOR_EMAIL="demo@example.com",
     DSREPO_CONFIG_GLOBAL=str(ROOT / "global-config"),
+    DSREPO_CACHE_DIR=str(ROOT / "cache"),
 )
 
 
@@ -135,6 +136,28 @@ def main() -> None:
     )
     run("ls-files", "-l", "train-v1", "tables/*", cwd=data)
     run("fsck", cwd=data)
+
+    print("\n# share through a remote (a directory here; s3://bucket/prefix works the same)")
+    remote = ROOT / "shared-remote"
+    run("remote", "add", "origin", str(remote), cwd=data)
+    run("push", "origin", "main", "--tags", cwd=data)
+    run("push", "origin", "main", cwd=data)
+    teammate = ROOT / "teammate"
+    run("clone", str(remote), str(teammate), cwd=ROOT)
+    write(teammate / "labels" / "extra.csv", b"id,label\n3,bird\n")
+    run("add", "labels", cwd=teammate)
+    run("commit", "-m", "teammate adds labels", cwd=teammate)
+    run("push", cwd=teammate)
+    print("\n# meanwhile a second change here: the push is refused until we pull")
+    write(data / "notes.txt", b"cleaning notes\n")
+    run("add", "notes.txt", cwd=data)
+    run("commit", "-m", "notes", cwd=data)
+    run("push", cwd=data, check=False)
+    run("pull", cwd=data)
+    run("push", cwd=data)
+    run("log", "--oneline", "--graph", "-n", "4", cwd=data)
+    print("\n# a training job reads one version through the shared cache, only what it needs")
+    run("get", f"{remote}@train-v1", str(ROOT / "job-images"), "--only", "images/c2/*", cwd=ROOT)
     print(f"\n# done: everything is under {ROOT}")
 
 

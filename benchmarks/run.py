@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """dsrepo benchmark: every timing beside its baseline, measured in the same run.
 
-    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,porcelain,git] [--keep]
+    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,porcelain,git,remotes] [--keep]
 
 A) storage core: ``ObjectStore.write_file`` + ``flush`` throughput beside plain read + BLAKE3,
    store growth for 1 MiB inserted in the middle of a large file, peak memory of each store.
@@ -9,6 +9,8 @@ B) porcelain: the real ``dsrepo`` CLI on the shared peer workload (10,000 small 
    128 MiB files) beside ``cp -r``: first commit, no-op status, commit of a change, store growth,
    checkout of the first version.
 C) reference (only when on PATH): ``git add -A && git commit`` of the same data.
+D) remotes: on the same workload, ``dsrepo push`` / ``dsrepo clone`` with a directory remote beside
+   ``cp -r``, the bytes and requests of pushing the change, and the same on S3 (moto on loopback).
 
 Prints one table (step | dsrepo | baseline | ratio | target | ok?) and a peak-memory table, and
 writes WORKDIR/results.json. A MISS is information: the exit status is 0 unless a step crashed.
@@ -30,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -42,7 +45,7 @@ REPO_ROOT = HERE.parent
 SHARED_WORKLOAD = REPO_ROOT.parent / "shared" / "bench" / "peer_bench.py"
 MiB = 1 << 20
 BLOCK = 8 * MiB
-SECTIONS = ("store", "porcelain", "git")
+SECTIONS = ("store", "porcelain", "git", "remotes")
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,100 @@ def child_main(argv: list[str]) -> None:
         peak_rss_kib=peak_rss_kib(),
     )
     print(json.dumps(out))
+
+
+def cli_main(argv: list[str]) -> None:
+    """``_cli STATS_JSON [--count-http] -- ARGS...``: the dsrepo CLI run as ``dsrepo ARGS...``
+    (the same ``dsrepo.cli.main.main`` the console script calls), recording into STATS_JSON at
+    exit what its remote transfers cost: ``result.stats`` of every ``push`` and ``fetch`` (``clone``
+    fetches) as the Python API returns them, the request and byte totals of every
+    ``CountingBackend`` (the counter in front of each remote), and with ``--count-http`` the HTTP
+    requests botocore sent (including retries and the S3 conditional-write probe, which bypass the
+    counter). Nothing is imported that the CLI would not import itself (botocore only for S3)."""
+    import atexit
+    import threading
+
+    from dsrepo.dvcs import sync as dsync
+    from dsrepo.remotes.counting import CountingBackend
+
+    stats_path = argv[0]
+    sep = argv.index("--")
+    flags, args = argv[1:sep], argv[sep + 1 :]
+    rec: dict[str, Any] = {"push": [], "fetch": [], "http_requests": None}
+    counters: list[CountingBackend] = []
+    lock = threading.Lock()
+
+    orig_init = CountingBackend.__init__
+
+    def init(self: CountingBackend, inner: Any) -> None:
+        orig_init(self, inner)
+        counters.append(self)
+
+    orig_push, orig_fetch = dsync.push, dsync.fetch
+
+    def push(*a: Any, **k: Any) -> Any:
+        r = orig_push(*a, **k)
+        rec["push"].append(asdict(r.stats))
+        return r
+
+    def fetch(*a: Any, **k: Any) -> Any:
+        r = orig_fetch(*a, **k)
+        rec["fetch"].append(asdict(r.stats))
+        return r
+
+    CountingBackend.__init__ = init  # type: ignore[method-assign]
+    dsync.push, dsync.fetch = push, fetch  # type: ignore[assignment]
+    if "--count-http" in flags:
+        from botocore.endpoint import Endpoint
+
+        orig_send = Endpoint._send
+        rec["http_requests"] = 0
+
+        def send(self: Any, request: Any) -> Any:
+            with lock:
+                rec["http_requests"] += 1
+            return orig_send(self, request)
+
+        Endpoint._send = send
+
+    def dump() -> None:
+        requests: dict[str, int] = {}
+        for c in counters:
+            for op, n in c.requests.items():
+                requests[op] = requests.get(op, 0) + n
+        rec["counter"] = {
+            "requests": sum(requests.values()),
+            "by_op": requests,
+            "bytes_sent": sum(c.bytes_sent for c in counters),
+            "bytes_received": sum(c.bytes_received for c in counters),
+        }
+        with open(stats_path, "w") as f:
+            json.dump(rec, f)
+
+    atexit.register(dump)
+    sys.argv = ["dsrepo", *args]
+    from dsrepo.cli.main import main
+
+    main()
+
+
+def setup_main(argv: list[str]) -> None:
+    """``_setup JSON``: untimed preparation through the Python API, in one interpreter (four CLI
+    start-ups would cost more than the smoke run's data): ``{"repo": DIR, "init": bool,
+    "message": MSG, "remotes": [[NAME, URL, ENDPOINT_URL or null], ...]}`` initializes DIR if
+    asked, stages everything and commits MSG, then adds the remotes."""
+    from dsrepo import Repository
+    from dsrepo.dvcs.sync import add_remote
+
+    spec = json.loads(argv[0])
+    if spec.get("init"):
+        Repository.init(spec["repo"]).close()
+    with Repository.open(spec["repo"], search_parents=False) as repo:
+        repo.add(".")
+        info = repo.commit(spec["message"])
+        for name, url, endpoint in spec.get("remotes", []):
+            add_remote(repo, name, url, endpoint_url=endpoint)
+    print(json.dumps({"commit": info.id.hex()}))
 
 
 # ---------------------------------------------------------------- A) storage core
@@ -760,6 +857,419 @@ def section_porcelain(
         rmtree(d)
 
 
+# ---------------------------------------------------------------- D) remotes
+
+
+def file_digests(root: Path) -> dict[str, tuple[int, str]]:
+    """{relative path: (size, BLAKE3)} of the working files under ``root`` (not ``.dsrepo``)."""
+    from blake3 import blake3
+
+    out: dict[str, tuple[int, str]] = {}
+    for dp, dirs, fs in os.walk(root):
+        if Path(dp) == root and ".dsrepo" in dirs:
+            dirs.remove(".dsrepo")
+        for f in fs:
+            p = os.path.join(dp, f)
+            h = blake3()
+            with open(p, "rb") as fh:
+                while block := fh.read(BLOCK):
+                    h.update(block)
+            out[os.path.relpath(p, root)] = (os.path.getsize(p), h.hexdigest())
+    return out
+
+
+def changed_bytes(
+    before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]
+) -> dict[str, int]:
+    """The bytes a change really consists of: new files and rewritten files count whole; a
+    changed file that was larger than 1 MiB (the workload's large files, into which ``mutate``
+    inserts 1 MiB) counts only by how much it grew; deleted files count nothing."""
+    out = {"added_files": 0, "added_bytes": 0, "rewritten_files": 0, "rewritten_bytes": 0}
+    out.update(inserted_files=0, inserted_bytes=0, deleted_files=len(before.keys() - after.keys()))
+    for rel, (size, digest) in after.items():
+        old = before.get(rel)
+        if old is None:
+            out["added_files"] += 1
+            out["added_bytes"] += size
+        elif old[1] != digest and old[0] > MiB:
+            out["inserted_files"] += 1
+            out["inserted_bytes"] += max(size - old[0], 0)
+        elif old[1] != digest:
+            out["rewritten_files"] += 1
+            out["rewritten_bytes"] += size
+    out["total"] = out["added_bytes"] + out["rewritten_bytes"] + out["inserted_bytes"]
+    return out
+
+
+def _stats(rec: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The API's TransferStats of the (single) push or fetch a wrapped CLI step ran."""
+    found: list[dict[str, Any]] = rec.get(kind) or []
+    return found[-1] if found else {}
+
+
+def start_moto() -> tuple[threading.Thread, dict[str, Any]]:
+    """Start a moto S3 server and create a bucket in a background thread (it takes seconds, which
+    then overlap the untimed data generation). The thread fills ``server``/``bucket`` or ``error``."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            from dsrepo.remotes.s3_testserver import MotoServer
+
+            box["server"] = server = MotoServer().start()
+            box["bucket"] = server.create_bucket()
+        except Exception:
+            box["error"] = traceback.format_exc()
+
+    t = threading.Thread(target=run, name="bench-moto", daemon=True)
+    t.start()
+    return t, box
+
+
+def section_remotes(work: Path, sizes: Sizes, rep: Report, keep: bool) -> None:
+    d = work / "remotes"
+    rmtree(d)
+    d.mkdir(parents=True)
+    raw: dict[str, Any] = {}
+    rep.raw["remotes"] = raw
+    rows: dict[str, Row] = {}
+    mem: dict[str, MemRow] = {}
+    moto: tuple[threading.Thread, dict[str, Any]] | None = None
+    if importlib.util.find_spec("moto") is None:
+        for n in range(5, 11):
+            rows[f"D{n}"] = Row(f"D{n}", "S3 step: moto is not installed", ok="n/a", baseline="n/a")
+    else:
+        moto = start_moto()
+    try:
+        _remotes_steps(d, work, sizes, rep, moto, raw, rows, mem)
+    finally:
+        if moto is not None:
+            moto[0].join()
+            server = moto[1].get("server")
+            if server is not None:
+                server.stop()
+        rep.rows.extend(rows[f"D{i}"] for i in range(1, 11) if f"D{i}" in rows)
+        rep.memory.extend(mem[f"M{i}"] for i in range(12, 19) if f"M{i}" in mem)
+        if not keep:
+            rmtree(d)
+
+
+def _remotes_steps(
+    d: Path,
+    work: Path,
+    sizes: Sizes,
+    rep: Report,
+    moto: tuple[threading.Thread, dict[str, Any]] | None,
+    raw: dict[str, Any],
+    rows: dict[str, Row],
+    mem: dict[str, MemRow],
+) -> None:
+    rep.notes.append(
+        "D runs the dsrepo CLI's main() inside `run.py _cli`, which records the push/fetch "
+        "TransferStats the Python API returns (requests and bytes as dsrepo's CountingBackend "
+        "counts them); S3 rows also give the HTTP requests botocore sent (retries and the "
+        "conditional-write probe included). S3 is moto, a Python server on loopback sharing "
+        "the CPUs: its seconds are our client plus moto, not S3; its counts are what matters."
+    )
+    env = bench_env(work)
+    q = shlex.quote
+    me = f"{q(sys.executable)} {q(str(Path(__file__).resolve()))}"
+    gen, mutate, source = load_workload()
+    raw["workload_source"] = source
+    steps: dict[str, Any] = {}
+    raw["steps"] = steps
+
+    def step(where: str, cmd: str, cwd: Path, step_env: dict[str, str] | None = None) -> Step:
+        sync()
+        s = run_step(cmd, cwd, step_env or env)
+        steps[where] = {
+            "cmd": cmd,
+            "seconds": s.seconds,
+            "peak_kib": s.peak_kib,
+            "rc": s.returncode,
+        }
+        if not s.ok:
+            rep.error(f"D {where}", f"`{cmd}` exited {s.returncode}:\n{s.stderr[-3000:]}")
+        return s
+
+    def cli(
+        where: str, args: str, cwd: Path, step_env: dict[str, str] | None = None
+    ) -> tuple[Step, dict[str, Any]]:
+        """A timed ``dsrepo ARGS && sync`` through the recording wrapper (``_cli``)."""
+        stats_file = d / f"stats-{where}.json"
+        flag = " --count-http" if step_env is not None else ""
+        s = step(where, f"{me} _cli {q(str(stats_file))}{flag} -- {args} && sync", cwd, step_env)
+        rec: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            rec = json.loads(stats_file.read_text())
+        steps[where]["stats"] = rec
+        return s, rec
+
+    def setup(where: str, spec: dict[str, Any]) -> bool:
+        return step(where, f"{me} _setup {q(json.dumps(spec))}", d).ok
+
+    base = d / "base"
+    progress(f"D: generating {sizes.n_small} small files + two {sizes.big_mib} MiB files")
+    gen(str(base), sizes.n_small, sizes.big_mib)
+    data_bytes = du(base)
+    raw["data_bytes"], raw["files"] = data_bytes, count_files(base)
+    wk = d / "work"
+    shutil.copytree(base, wk)
+    remote = d / "remote-dir"
+    remotes: list[list[str | None]] = [["origin", str(remote), None]]
+
+    # the S3 server (started in the background) and the environment of every S3 step
+    server: Any = None
+    s3env: dict[str, str] = {}
+    url = ""
+    if moto is not None:
+        moto[0].join()
+        if "error" in moto[1]:
+            rep.error("D moto server", moto[1]["error"])
+        else:
+            from dsrepo.remotes.s3_testserver import TEST_CREDENTIALS
+
+            server = moto[1]["server"]
+            url = f"s3://{moto[1]['bucket']}/ds"
+            remotes.append(["s3", url, server.endpoint_url])
+            raw["s3"] = {"url": url, "endpoint_url": server.endpoint_url}
+            s3env = {
+                **env,
+                **TEST_CREDENTIALS,
+                "AWS_CONFIG_FILE": str(d / "no-aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(d / "no-aws-credentials"),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+
+    progress("D: init, add ., commit v1, remote add (Python API, not timed)")
+    if not setup("setup-v1", {"repo": str(wk), "init": True, "message": "v1", "remotes": remotes}):
+        return
+    raw["store_after_v1"] = du(wk / ".dsrepo" / "packs")
+    startup = step("version", f"{me} _cli {q(str(d / 'stats-version.json'))} -- --version", wk)
+    mem["M18"] = MemRow("M18", "D CLI start-up (wrapped --version)", startup.peak_kib)
+
+    def memrow(mid: str, text: str, peak_kib: int) -> None:
+        mem[mid] = MemRow(mid, text, peak_kib, peak_kib - startup.peak_kib, data_bytes)
+
+    # D1: push v1 to a directory remote, beside cp -r of the store
+    warm(wk / ".dsrepo" / "packs")
+    progress("D1: cp -r .dsrepo/packs (baseline)")
+    cp = step("cp-packs", f"cp -r .dsrepo/packs {q(str(d / 'cp-packs'))} && sync", wk)
+    rmtree(d / "cp-packs")
+    progress("D1: dsrepo push origin (directory remote)")
+    p1, r1 = cli("push1-dir", "push origin", wk)
+    st = _stats(r1, "push")
+    raw["remote_dir_bytes_v1"] = du(remote) if p1.ok else None
+    ratio = p1.seconds / cp.seconds
+    rows["D1"] = Row(
+        "D1",
+        "push v1 to a directory remote (s) vs cp -r .dsrepo/packs",
+        fmt_s(p1.seconds),
+        fmt_s(cp.seconds),
+        f"{ratio:.2f}",
+        "<= 1.5x",
+        verdict(ratio <= 1.5) if p1.ok and cp.ok and st else "ERROR",
+        {"seconds": p1.seconds, "cp_seconds": cp.seconds, "ratio": ratio, "stats": st},
+    )
+    memrow("M12", "D1 dsrepo push v1 -> directory", p1.peak_kib)
+    if st:
+        rep.notes.append(
+            f"D1 push v1 to a directory: {st['objects']} objects in {st['packs']} packs, "
+            f"{st['requests']} requests, {st['bytes_sent']} bytes sent "
+            f"({st['bytes_sent'] / data_bytes:.3f} x the data)"
+        )
+    if not p1.ok:
+        return
+
+    # D2: clone from the directory remote, beside cp -r of the remote
+    warm(remote)
+    progress("D2: cp -r of the remote directory (baseline)")
+    cp2 = step("cp-remote", f"cp -r {q(str(remote))} {q(str(d / 'cp-remote'))} && sync", d)
+    rmtree(d / "cp-remote")
+    progress("D2: dsrepo clone DIR CLONE")
+    clone_dir = d / "clone-dir"
+    c1, rc1 = cli("clone-dir", f"clone {q(str(remote))} {q(str(clone_dir))}", d)
+    diff = same_tree(base, clone_dir) if c1.ok else "clone failed"
+    if c1.ok and diff is not None:
+        rep.error("D2", f"the clone does not match the v1 data: {diff}")
+    fst = _stats(rc1, "fetch")
+    ratio = c1.seconds / cp2.seconds
+    rows["D2"] = Row(
+        "D2",
+        "clone from the directory remote (s) vs cp -r of the remote"
+        + (" (verified)" if diff is None else ""),
+        fmt_s(c1.seconds),
+        fmt_s(cp2.seconds),
+        f"{ratio:.2f}",
+        "<= 1.5x",
+        verdict(ratio <= 1.5) if c1.ok and cp2.ok and diff is None else "ERROR",
+        {
+            "seconds": c1.seconds,
+            "cp_seconds": cp2.seconds,
+            "ratio": ratio,
+            "verified": diff is None,
+        },
+    )
+    rows["D2"].raw["stats"] = fst
+    memrow("M13", "D2 dsrepo clone <- directory", c1.peak_kib)
+    if diff is None:
+        rep.notes.append(
+            f"D2/D7: a clone is verified when its {raw['files']} files equal the v1 data byte for "
+            f"byte ({data_bytes} bytes; compared after the timed step)"
+            + (
+                f"; D2 fetched {fst['objects']} objects, {fst['requests']} requests, "
+                f"{fst['bytes_received']} bytes received"
+                if fst
+                else ""
+            )
+        )
+    rmtree(clone_dir)
+
+    # D5-D8: push v1 to S3 and clone it back (moto on loopback)
+    if server is not None:
+        progress("D5: dsrepo push s3 (v1, moto)")
+        p3, r3 = cli("push1-s3", "push s3", wk, s3env)
+        s3_rows(rows, "D5", "push v1 to S3", p3, p1, _stats(r3, "push"), r3, data_bytes)
+        memrow("M15", "D5 dsrepo push v1 -> S3 (moto)", p3.peak_kib)
+        if p3.ok:
+            progress("D7: dsrepo clone s3://... (v1, moto)")
+            clone_s3 = d / "clone-s3"
+            ep = q(server.endpoint_url)
+            c3, rc3 = cli(
+                "clone-s3", f"clone {q(url)} {q(str(clone_s3))} --endpoint-url {ep}", d, s3env
+            )
+            diff3 = same_tree(base, clone_s3) if c3.ok else "clone failed"
+            if c3.ok and diff3 is not None:
+                rep.error("D7", f"the clone from S3 does not match the v1 data: {diff3}")
+            s3_rows(rows, "D7", "clone from S3", c3, c1, _stats(rc3, "fetch"), rc3, data_bytes)
+            rows["D7"].raw["verified"] = diff3 is None
+            if diff3 is None:
+                rows["D7"].step += " (verified)"
+            elif rows["D7"].ok != "ERROR":
+                rows["D7"].ok = "ERROR"
+            memrow("M16", "D7 dsrepo clone <- S3 (moto)", c3.peak_kib)
+            rmtree(clone_s3)
+
+    # D3/D4 and D9/D10: push the change
+    progress("D3: mutate(), then add . and commit v2 (Python API, not timed)")
+    before = file_digests(wk)
+    mutate(str(wk))
+    change = changed_bytes(before, file_digests(wk))
+    raw["change"] = change
+    if not setup("setup-v2", {"repo": str(wk), "message": "v2"}):
+        return
+    raw["store_growth_v2"] = du(wk / ".dsrepo" / "packs") - raw["store_after_v1"]
+    rep.notes.append(
+        f"D3/D9 changed bytes = {change['total']}: {change['rewritten_files']} rewritten files "
+        f"({change['rewritten_bytes']} B) + {change['added_files']} new files "
+        f"({change['added_bytes']} B) + {change['inserted_bytes']} B inserted into "
+        f"{change['inserted_files']} large file(s); {change['deleted_files']} files deleted "
+        f"(0 B); the local store grew by {raw['store_growth_v2']} B"
+    )
+    progress("D3: dsrepo push origin (v2, directory remote)")
+    p2, r2 = cli("push2-dir", "push origin", wk)
+    change_rows(rows, "D3", "directory remote", p2, _stats(r2, "push"), r2, change["total"])
+    memrow("M14", "D3 dsrepo push v2 -> directory", p2.peak_kib)
+    if server is not None and steps.get("push1-s3", {}).get("rc") == 0:
+        progress("D9: dsrepo push s3 (v2, moto)")
+        p4, r4 = cli("push2-s3", "push s3", wk, s3env)
+        change_rows(rows, "D9", "S3 (moto)", p4, _stats(r4, "push"), r4, change["total"])
+        memrow("M17", "D9 dsrepo push v2 -> S3 (moto)", p4.peak_kib)
+
+
+def s3_rows(
+    rows: dict[str, Row],
+    rid: str,
+    what: str,
+    s: Step,
+    dir_step: Step,
+    st: dict[str, Any],
+    rec: dict[str, Any],
+    data_bytes: int,
+) -> None:
+    """Two rows for an S3 transfer of v1: seconds (beside the same step on a directory remote),
+    then requests and bytes on the wire (sent by a push, received by a clone) beside the data."""
+    n = int(rid[1:])
+    key = "bytes_received" if "clone" in what else "bytes_sent"
+    ratio = s.seconds / dir_step.seconds
+    rows[rid] = Row(
+        rid,
+        f"{what} (moto): seconds vs the directory remote",
+        fmt_s(s.seconds),
+        fmt_s(dir_step.seconds),
+        f"{ratio:.2f}",
+        "- (moto)",
+        "info" if s.ok else "ERROR",
+        {"seconds": s.seconds, "dir_seconds": dir_step.seconds, "ratio": ratio},
+    )
+    moved = st.get(key, 0)
+    http = rec.get("http_requests")
+    rows[f"D{n + 1}"] = Row(
+        f"D{n + 1}",
+        f"{what}: requests, {key.replace('_', ' ')} vs data size"
+        + (f" ({http} HTTP requests)" if http is not None else ""),
+        f"{st.get('requests', '?')} req, {fmt_mib(moved)}",
+        fmt_mib(data_bytes),
+        f"{moved / data_bytes:.3f}",
+        "- (info)",
+        "info" if s.ok and st else "ERROR",
+        {
+            "stats": st,
+            "http_requests": http,
+            "counter": rec.get("counter"),
+            "data_bytes": data_bytes,
+        },
+    )
+
+
+def change_rows(
+    rows: dict[str, Row],
+    rid: str,
+    where: str,
+    s: Step,
+    st: dict[str, Any],
+    rec: dict[str, Any],
+    changed: int,
+) -> None:
+    """Two rows for pushing the change: bytes sent / changed bytes, then requests."""
+    n = int(rid[1:])
+    sent = st.get("bytes_sent", 0)
+    ratio = sent / changed if changed else float("inf")
+    ok = s.ok and bool(st)
+    rows[rid] = Row(
+        rid,
+        f"push v2 to {where}: bytes sent / changed bytes ({s.seconds:.2f} s)",
+        fmt_mib(sent),
+        fmt_mib(changed),
+        f"{ratio:.2f}",
+        "<= 1.5",
+        verdict(ratio <= 1.5) if ok else "ERROR",
+        {
+            "seconds": s.seconds,
+            "bytes_sent": sent,
+            "changed_bytes": changed,
+            "ratio": ratio,
+            "stats": st,
+        },
+    )
+    reqs = st.get("requests", 0)
+    http = rec.get("http_requests")
+    rows[f"D{n + 1}"] = Row(
+        f"D{n + 1}",
+        f"push v2 to {where}: requests"
+        + (f" ({http} HTTP requests)" if http is not None else "")
+        + f", {st.get('objects', '?')} objects in {st.get('packs', '?')} packs",
+        str(reqs),
+        "-",
+        "-",
+        "< 100 (tens)",
+        verdict(reqs < 100) if ok else "ERROR",
+        {"requests": reqs, "http_requests": http, "counter": rec.get("counter")},
+    )
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -815,7 +1325,8 @@ def print_report(rep: Report, header: dict[str, Any]) -> None:
         "each timed step.",
         "A1 times only write_file + flush (the child's interpreter and Repository.init are not "
         "timed); the baseline reads 8 MiB blocks into one buffer and hashes single-threaded.",
-        "Above start-up: A = RSS after imports/open; B = peak minus `dsrepo --version` peak.",
+        "Above start-up: A = RSS after imports/open; B = peak minus `dsrepo --version` peak; "
+        "D = peak minus the wrapped `--version` peak (M18).",
         "MISS is information, not failure; the exit status is non-zero only if a step crashed.",
         *rep.notes,
     ]:
@@ -848,6 +1359,12 @@ def git_commit() -> str:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "_child":
         child_main(argv[1:])
+        return 0
+    if argv and argv[0] == "_cli":
+        cli_main(argv[1:])
+        return 0
+    if argv and argv[0] == "_setup":
+        setup_main(argv[1:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path)
@@ -893,6 +1410,12 @@ def main(argv: list[str]) -> int:
             section_porcelain(work, sizes, rep, a.keep, sections)
         except Exception:
             rep.error("porcelain section", traceback.format_exc())
+    if "remotes" in sections:
+        print("D) remotes", flush=True)
+        try:
+            section_remotes(work, sizes, rep, a.keep)
+        except Exception:
+            rep.error("remotes section", traceback.format_exc())
     header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["total_seconds"] = round(time.perf_counter() - t0, 1)
     print_report(rep, header)

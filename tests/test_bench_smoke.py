@@ -1,7 +1,8 @@
 """benchmarks/run.py runs end to end at tiny sizes and prints every metric line.
 
 No timing assertions: the numbers of a smoke run mean nothing; only that the benchmark still works
-against the current code (CLI, store API, workload generator, report, results.json).
+against the current code (CLI, store API, workload generator, remotes, report, results.json). The
+sections run as two tests, so ``pytest -n 2`` runs them side by side.
 """
 
 from __future__ import annotations
@@ -15,34 +16,52 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
-ROW_IDS = ["A1", "A2", "A3", "B1", "B2", "B3", "B4", "B5", "C1"]
-MEMORY_IDS = [f"M{i}" for i in range(1, 12)]
 VERDICTS = {"OK", "MISS", "info", "n/a"}
+GROUPS = {
+    # --only: (row ids, memory row ids), in the order they are printed
+    "store,porcelain,git": (
+        ["A1", "A2", "A3", "B1", "B2", "B3", "B4", "B5", "C1"],
+        [f"M{i}" for i in range(1, 12)],
+    ),
+    "remotes": ([f"D{i}" for i in range(1, 11)], [f"M{i}" for i in range(12, 19)]),
+}
 
 
 @pytest.mark.slow
-def test_bench_smoke(tmp_path: Path) -> None:
+@pytest.mark.parametrize("only", list(GROUPS))
+def test_bench_smoke(tmp_path: Path, only: str) -> None:
+    row_ids, memory_ids = GROUPS[only]
     work = tmp_path / "bench"
     r = subprocess.run(
-        [sys.executable, str(RUN), str(work), "--smoke"],
+        [sys.executable, str(RUN), str(work), "--smoke", "--only", only],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout
-    for row in ROW_IDS + MEMORY_IDS:
+    for row in row_ids + memory_ids:
         assert re.search(rf"^{row}\s+\|", out, re.M), f"no {row} line in:\n{out}"
-    for row in ROW_IDS:
+    for row in row_ids:
         line = re.search(rf"^{row}\s+\|.*$", out, re.M)
         assert line is not None
         assert line.group(0).rsplit("|", 1)[1].strip() in VERDICTS, line.group(0)
     assert "step(s) crashed" not in out
 
     results = json.loads((work / "results.json").read_text())
-    assert [row["id"] for row in results["rows"]] == ROW_IDS
-    assert [m["id"] for m in results["memory"]] == MEMORY_IDS
+    assert [row["id"] for row in results["rows"]] == row_ids
+    assert [m["id"] for m in results["memory"]] == memory_ids
     assert results["errors"] == []
     assert results["header"]["smoke"] is True
+    if only == "remotes":
+        rows = {row["id"]: row for row in results["rows"]}
+        # both clones were compared with the data, and the transfer counts were recorded
+        assert rows["D2"]["raw"]["verified"] is True
+        assert rows["D3"]["raw"]["changed_bytes"] > 0
+        assert rows["D4"]["raw"]["requests"] > 0
+        if rows["D5"]["ok"] != "n/a":  # moto installed
+            assert rows["D7"]["raw"]["verified"] is True
+            assert rows["D6"]["raw"]["stats"]["bytes_sent"] > 0
+            assert rows["D8"]["raw"]["stats"]["bytes_received"] > 0
     # generated data and repositories are removed unless --keep
     assert sorted(p.name for p in work.iterdir()) == ["results.json"]

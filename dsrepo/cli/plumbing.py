@@ -168,13 +168,14 @@ def update_ref(delete: bool, message: str, name: str, new: str | None, old: str 
     repo = open_repo()
     if name != "HEAD":
         check_refname(name)
+    else:  # like git: HEAD on a branch means that branch
+        name = repo.refs.follow("HEAD")[0]
     who = repo.reflog_identity()
     if delete:
-        expected_text = new
         current = repo.refs.resolve(name)
         if current is None:
             raise UnknownRevision(f"ref {name} does not exist")
-        expected = from_hex(expected_text) if expected_text else current
+        expected = resolve(repo, new).id if new else current
         repo.refs.update(name, None, expected, who=who, message=message)
         return
     if new is None:

@@ -89,10 +89,10 @@ def status(short_format: bool) -> None:
         for code, paths in (("M", st.modified), ("D", st.deleted)):
             for p in paths:
                 rows.setdefault(p, [" ", " "])[1] = code
-        for p in st.untracked:
-            rows[p] = ["?", "?"]
-        for p in sorted(rows):
-            click.echo(f"{''.join(rows[p])} {p}")
+        lines = [(p, "".join(codes)) for p, codes in rows.items()]
+        lines += [(p, "??") for p in st.untracked]  # may repeat a staged deletion, as git does
+        for p, codes in sorted(lines, key=lambda x: (x[0], x[1] == "??")):
+            click.echo(f"{codes} {p}")
         return
     where = f"On branch {shorten(st.branch)}" if st.branch else f"HEAD detached at {short(st.head)}"
     click.echo(where)
@@ -337,6 +337,10 @@ def show(stat_: bool, rev: str) -> None:
             sys.stdout.buffer.write(chunk)
         return
     oid = r.id
+    if r.type == ObjectType.TREE:  # e.g. "HEAD:" (the root) or a tree id
+        for e in repo.store.tree_entries(oid):
+            click.echo(e.name + ("/" if e.kind == EntryKind.TREE else ""))
+        return
     if r.type == ObjectType.TAG:
         tag = repo.store.get_tag(oid)
         click.echo(f"tag {tag.name}\nTagger: {tag.tagger}\nDate:   {format_date(tag.tagger)}\n")

@@ -339,8 +339,10 @@ def checkout(
     if merge_heads_in_progress(repo) and not force:
         raise WouldOverwrite("a merge is in progress; commit it or run 'dsrepo merge --abort'")
     branch = None
+    if rev in ("HEAD", "@") and not detach:
+        branch = repo.head_branch()  # checkout HEAD re-materializes; it does not detach
     # "HEAD~1", "v1^{tree}"... are revisions, not branch names: only look up valid names
-    if (
+    elif (
         not detach
         and refname_problem(HEADS + rev) is None
         and repo.refs.resolve(HEADS + rev) is not None
@@ -407,8 +409,16 @@ def restore(
         files = repo.flatten(repo.commit_tree(resolve_commit(repo, source or "HEAD")))
     for pre in prefixes:
         matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
+        if staged:  # staged paths the source lacks are unstaged (removed from the index)
+            extra = [e.path for e in wt.index.under(pre) if e.path not in files]
+            for p in extra:
+                wt.index.remove(p)
+                restored.append(p)
+            if extra and not matched:
+                continue
         if not matched:
-            raise PathError(f"pathspec {pre!r} did not match any file in {source or 'the index'}")
+            where = source or ("HEAD" if staged else "the index")
+            raise PathError(f"pathspec {pre!r} did not match any file in {where}")
         if not staged:
             prefetch(repo, [files[p] for p in matched])
         for p in sorted(matched):

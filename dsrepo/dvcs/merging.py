@@ -80,23 +80,24 @@ def merge(
     if merge_heads_in_progress(repo):
         raise StateError("a merge is already in progress; commit it or run 'dsrepo merge --abort'")
     head = repo.head_commit()
-    others = []
+    label_of: dict[ObjectId, str] = {}
     for r in revs:
         c = resolve_commit(repo, r)
-        if c not in others and c != head:
-            others.append(c)
-    identity = repo.identity() if not no_commit else None
-    head_files = repo.flatten(repo.commit_tree(head))
-    dirty = dirty_paths(repo, wt, head_files)
-    if dirty:
-        raise WouldOverwrite(
-            "you have uncommitted changes; commit them first (or discard them with checkout --force): "
-            + ", ".join(sorted(dirty)[:20])
-        )
+        if c != head:
+            label_of.setdefault(c, r)
+    others = list(label_of)
     if head is not None:
         others = [o for o in others if not is_ancestor(repo.parents_of, o.hex(), head.hex())]
     if not others:
         return MergeOutcome("up-to-date", head)
+    identity = repo.identity() if not no_commit else None
+    head_files = repo.flatten(repo.commit_tree(head))
+    dirty = dirty_paths(repo, wt, head_files)
+    if dirty and no_commit:  # the merge result is staged: it must not mix with staged work
+        raise WouldOverwrite(
+            "you have uncommitted changes; commit them before merge --no-commit: "
+            + ", ".join(sorted(dirty)[:20])
+        )
     if (
         (
             head is None
@@ -118,7 +119,14 @@ def merge(
     base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
     snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
     outcome = merge_snapshots(base_files, snapshots, strategy)
-    labels = ["HEAD", *revs[: len(others)]]
+    touched = _changed(head_files, outcome.merged) | {c.path for c in outcome.conflicts}
+    blocked = sorted(p for p in dirty if p in touched)
+    if blocked:  # uncommitted work on paths the merge changes: refuse before anything else
+        raise WouldOverwrite(
+            "your local changes would be overwritten by the merge (commit them, or discard them "
+            "with checkout --force HEAD): " + ", ".join(blocked[:20])
+        )
+    labels = ["HEAD", *(label_of[o] for o in others)]
     if outcome.conflicts:
         raise MergeConflictError(
             f"merge stopped: {len(outcome.conflicts)} conflicting path(s); nothing was changed. "
@@ -156,6 +164,10 @@ def merge(
     return MergeOutcome(
         "merged", cid, bases, outcome.resolved, changed=len(applied.written) + len(applied.removed)
     )
+
+
+def _changed(a: dict[str, TreeEntry], b: dict[str, TreeEntry]) -> set[str]:
+    return {p for p in a.keys() | b.keys() if a.get(p) != b.get(p)}
 
 
 def abort(repo: Repository, wt: Worktree) -> None:

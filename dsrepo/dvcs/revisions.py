@@ -45,8 +45,18 @@ def resolve_name(repo: Repository, name: str) -> ObjectId:
             raise UnknownRevision("HEAD does not point to a commit yet (no commits on this branch)")
         return oid
     if refname_problem(name) is None or name.startswith("refs/"):
-        for candidate in (name, f"refs/tags/{name}", f"refs/heads/{name}", f"refs/remotes/{name}"):
-            if candidate.startswith("refs/") and refname_problem(candidate) is None:
+        for candidate in (
+            name,
+            f"refs/{name}",
+            f"refs/tags/{name}",
+            f"refs/heads/{name}",
+            f"refs/remotes/{name}",
+        ):
+            if (
+                candidate.startswith("refs/")
+                and candidate.count("/") >= 2
+                and refname_problem(candidate) is None
+            ):
                 oid = repo.refs.resolve(candidate)
                 if oid is not None:
                     return oid

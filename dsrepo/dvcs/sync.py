@@ -107,8 +107,25 @@ def remove_remote(repo: Repository, name: str) -> None:
     assert cfg is not None
     if not cfg.remove_section(_section(name)):
         raise RepositoryError(f"no such remote {name!r}")
+    _retarget_remote(repo, name, None)
     for ref, oid in repo.refs.list(f"{REMOTES}{name}/").items():
         repo.refs.update(ref, None, oid, who=repo.reflog_identity(), message="remote remove")
+
+
+def _retarget_remote(repo: Repository, old: str, new: str | None) -> None:
+    """Branch upstreams and a partial clone's promisor follow a renamed remote; upstreams of a
+    removed remote are dropped (as git does)."""
+    cfg = repo.config.local
+    assert cfg is not None
+    for key, value in cfg.items():
+        if value != old:
+            continue
+        if key.startswith("branch.") and key.endswith(".remote"):
+            cfg.set(key, new)
+            if new is None:
+                cfg.set(key[: -len(".remote")] + ".merge", None)
+        elif key == "core.promisor" and new is not None:
+            cfg.set(key, new)
 
 
 def rename_remote(repo: Repository, old: str, new: str) -> None:
@@ -120,6 +137,7 @@ def rename_remote(repo: Repository, old: str, new: str) -> None:
     if new in remote_names(repo):
         raise RepositoryError(f"remote {new!r} already exists")
     cfg.rename_section(_section(old), _section(new))
+    _retarget_remote(repo, old, new)
     who = repo.reflog_identity()
     for ref, oid in repo.refs.list(f"{REMOTES}{old}/").items():
         repo.refs.update(
@@ -238,7 +256,14 @@ def _complete_commits(repo: Repository, tips: Iterable[ObjectId]) -> set[str]:
 
     Annotated tags among the tips are peeled to their commits (tags of trees or files add
     nothing)."""
-    present = [t.hex() for t in tips if repo.store.has(t)]
+    present = []
+    for t in tips:
+        for _ in range(16):
+            if not repo.store.has(t) or repo.store.object_type(t) != ObjectType.TAG:
+                break
+            t = repo.store.get_tag(t).target
+        if repo.store.has(t) and repo.store.object_type(t) == ObjectType.COMMIT:
+            present.append(t.hex())
     return set(ancestors(repo.parents_of, present)) if present else set()
 
 
@@ -863,10 +888,16 @@ def clone(
         )
         return repo
     except BaseException:
-        if created:
-            import shutil
+        import shutil
 
+        if created:
             shutil.rmtree(target, ignore_errors=True)
+        else:  # it was empty: leave it empty (no half-made .dsrepo blocking a retry)
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
         raise
 
 

@@ -842,11 +842,11 @@ def test_a_file_removed_in_a_child_is_not_resurrected(
 
 def test_merge_refuses_with_uncommitted_changes(forked: dict[str, str], wc: Path, cli: Cli) -> None:
     cli("switch", "left")
-    commit_files(cli, wc, {"l.txt": "l"}, "L")
+    commit_files(cli, wc, {"l.txt": "l", "a.txt": "a on left\n"}, "L")
     cli("switch", "main")
     commit_files(cli, wc, {"m.txt": "m"}, "M")
     tip = head(cli)
-    write(wc, "a.txt", "dirty")
+    write(wc, "a.txt", "dirty")  # a path the merge changes (unrelated dirty paths are kept)
     r = cli.fail(6, "merge", "left")
     assert_one_error_line(r)
     assert "a.txt" in r.err
