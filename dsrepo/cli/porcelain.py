@@ -695,16 +695,22 @@ def remote_set_url(name: str, url: str) -> None:
     show_default=True,
     help="Parallel uploads.",
 )
-@click.argument("remote_name", metavar="REMOTE", required=False, default="origin")
+@click.argument("remote_name", metavar="REMOTE", required=False)
 @click.argument("refs", nargs=-1)
 def push(
-    tags: bool, force: bool, dry_run: bool, jobs: int, remote_name: str, refs: tuple[str, ...]
+    tags: bool,
+    force: bool,
+    dry_run: bool,
+    jobs: int,
+    remote_name: str | None,
+    refs: tuple[str, ...],
 ) -> None:
     """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
-    from dsrepo.dvcs.sync import PushRejected, set_upstream
+    from dsrepo.dvcs.sync import PushRejected, default_remote, set_upstream
     from dsrepo.dvcs.sync import push as push_fn
 
     repo = open_repo()
+    remote_name = remote_name or default_remote(repo)
     progress = Progress(f"push {remote_name}", is_quiet(), unit="objects")
     try:
         result = push_fn(
@@ -753,12 +759,14 @@ def push(
 @cli.command()
 @click.option("--prune", is_flag=True, help="Delete remote-tracking refs the remote no longer has.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.argument("remote_name", metavar="REMOTE", required=False, default="origin")
-def fetch(prune: bool, jobs: int, remote_name: str) -> None:
+@click.argument("remote_name", metavar="REMOTE", required=False)
+def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
+    from dsrepo.dvcs.sync import default_remote
     from dsrepo.dvcs.sync import fetch as fetch_fn
 
     repo = open_repo()
+    remote_name = remote_name or default_remote(repo)
     progress = Progress(f"fetch {remote_name}", is_quiet())
     try:
         result = fetch_fn(repo, remote_name, prune=prune, jobs=jobs, progress=progress)

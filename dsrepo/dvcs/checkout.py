@@ -61,6 +61,8 @@ def _write_entry(
         return writer.write_file(path, repo.store.read_chunks(e), e.kind == EntryKind.EXECUTABLE)
     except UnsafePath as exc:
         raise PathError(str(exc)) from None
+    except OSError as exc:  # a name or target this filesystem refuses (too long, ...), disk full
+        raise PathError(f"cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def _check_case(root: Path, paths: Iterable[str]) -> None:
@@ -202,7 +204,7 @@ def apply_files(
         for p in sorted(touched):
             if p in new_files and p not in wt.index.entries and p not in head_files:
                 full = wt.root / p
-                if full.is_dir() and not full.is_symlink():
+                if _is_real_dir(full):
                     # a folder in the way: fine when it holds only clean tracked files that
                     # this switch removes (they are removed first, then the folder is pruned)
                     if not _only_removed_files(full, p, head_files, new_files, wt, dirty):
@@ -248,7 +250,7 @@ def apply_files(
     total = sum(e.size for _, e in to_write)
     for p, e in to_write:
         full = wt.root / p
-        if full.is_dir() and not full.is_symlink():
+        if _is_real_dir(full):
             _remove_tree_if_untracked_free(full)
         st = _write_entry(repo, writer, p, e, allow_outside_links=False)
         result.written.append(p)
@@ -280,6 +282,15 @@ def apply_files(
         index.tree = repo.commit_tree(commit)  # the index equals the target tree
     index.save()
     return result
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory (not a link to one); False for names the filesystem cannot even look up (too
+    long...): writing them then fails with a clear PathError."""
+    try:
+        return path.is_dir() and not path.is_symlink()
+    except OSError:
+        return False
 
 
 def _staged_as(index: StagingIndex, path: str, entry: TreeEntry | None) -> bool:

@@ -16,6 +16,7 @@ index) are not sent again.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,11 +35,17 @@ from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import Location, LocationIndex
 from dsrepo.objects.model import ObjectType
-from dsrepo.objects.pack import PackBuilder, PackClass, iter_pack_records
+from dsrepo.objects.pack import (
+    IndexEntry,
+    PackBuilder,
+    PackClass,
+    decode_index,
+    iter_pack_records,
+)
 from dsrepo.objects.store import ObjectStore
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.counting import CountingBackend
-from dsrepo.remotes.errors import KeyConflict
+from dsrepo.remotes.errors import BackendError, KeyConflict
 from dsrepo.remotes.urls import S3Options, open_backend
 
 if TYPE_CHECKING:
@@ -47,6 +54,11 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 RANGE_GAP = 1 << 20
 RANGE_SPAN = 16 << 20
+REUSE_MIN = 4 << 20
+"""A local pack this large whose objects all go to the remote is sent as is (small ones, one per
+commit, are merged into new packs so the remote does not fill with tiny packs)."""
+WHOLE_PACK_SHARE = 0.5
+"""Download a remote pack whole (and keep it as is) when at least this share of it is wanted."""
 DEFAULT_JOBS = 8
 
 
@@ -365,6 +377,25 @@ class PushResult:
         return all(u.status in ("ok", "up-to-date", "would update") for u in self.updates)
 
 
+def _would_be_created(repo: Repository, remote_name: str) -> bool:
+    """True when a push would create the remote: a directory that does not exist yet, or an
+    empty location without a format marker. Anything else a push would refuse."""
+    from dsrepo.remotes.urls import parse_url
+
+    if remote_name in remote_names(repo):
+        url, s3 = remote_url(repo, remote_name)
+    else:
+        url, s3 = normalize_url(remote_name), None
+    scheme, location, _ = parse_url(url)
+    if scheme == "file" and not Path(location).exists():
+        return True
+    backend = open_backend(url, s3=s3)
+    try:
+        return not backend.list("", limit=1)
+    finally:
+        backend.close()
+
+
 def _push_specs(repo: Repository, refs: Sequence[str], tags: bool) -> list[tuple[str, str]]:
     """(local ref, remote ref) pairs."""
     specs: list[tuple[str, str]] = []
@@ -419,12 +450,25 @@ class _Uploader:
         b = self.builders.pop(pc, None)
         if b is None or not b.entries:
             return
-        name, pack_bytes, index_bytes, _ = b.finish()
-        backend = self.remote.backend
+        name, pack_bytes, index_bytes, entries = b.finish()
+        self.ship_pack(name, pc, entries, pack_bytes, index_bytes)
+
+    def ship_pack(
+        self,
+        name: str,
+        pc: PackClass,
+        entries: list[IndexEntry],
+        pack_bytes: bytes,
+        index_bytes: bytes,
+    ) -> None:
+        """Upload a finished pack, then its index; then remember it in the remote-index cache
+        (so the next push does not download an index we wrote)."""
+        remote = self.remote
 
         def upload() -> None:
-            backend.put_if_absent(layout.pack_key(name), pack_bytes)
-            backend.put_if_absent(layout.index_key(name), index_bytes)
+            remote.backend.put_if_absent(layout.pack_key(name), pack_bytes)
+            remote.backend.put_if_absent(layout.index_key(name), index_bytes)
+            remote.store.index.add_pack(name, pc, entries)
 
         while len([f for f in self.pending if not f.done()]) >= self.max_in_flight:
             next(f for f in self.pending if not f.done()).result()
@@ -453,7 +497,21 @@ def push(
     progress: Progress | None = None,
     pack_target: int = 32 << 20,
 ) -> PushResult:
-    remote = open_remote(repo, remote_name, create=not dry_run)
+    try:
+        remote = open_remote(repo, remote_name, create=not dry_run)
+    except (RemoteError, BackendError):
+        if not dry_run:
+            raise
+        if not _would_be_created(repo, remote_name):
+            # fail as the real push would: a non-empty location without a marker is refused
+            # before anything is written there
+            open_remote(repo, remote_name, create=True).close()
+            raise
+        # a dry run against a location a real push would create: every ref would be new
+        result = PushResult(remote_name)
+        for src, dst in _push_specs(repo, refs, tags):
+            result.updates.append(RefUpdate(dst, None, repo.refs.resolve(src), "would update"))
+        return result
     try:
         return _push(
             repo,
@@ -532,12 +590,43 @@ def _push(
     # data first in each batch is irrelevant: refs move only after every pack is complete
     uploader = _Uploader(remote, jobs, pack_target)
     total = len(send)
+    done = 0
     try:
-        for i, oid in enumerate(send):
+        # a local pack every object of which is to be sent goes as is (verified, not re-packed)
+        by_pack: dict[str, list[ObjectId]] = defaultdict(list)
+        for oid in send:
+            loc = repo.store.locate(oid)
+            if loc is not None:
+                by_pack[loc.pack].append(oid)
+        sent: set[ObjectId] = set()
+        wanted_set = set(send)
+        for pack, members in by_pack.items():
+            objects = repo.store.index.pack_objects(pack)
+            if (
+                len(members) < len(objects)
+                or sum(loc.stored_size for _, loc in objects) < REUSE_MIN
+            ):
+                continue  # small packs are merged into new ones; the pack's own index decides
+            pc, entries = decode_index(repo.store.backend.get(layout.index_key(pack)), pack)
+            if not all(e.id in wanted_set for e in entries):
+                continue
+            data = repo.store.backend.get(layout.pack_key(pack))
+            index_bytes = repo.store.verify_pack(pack, pc, entries, data, f"local pack {pack}")
+            uploader.ship_pack(pack, pc, entries, data, index_bytes)
+            uploader.stats.objects += len(entries)
+            uploader.stats.bytes += len(data)
+            sent.update(members)
+            done += len(members)
+            if progress:
+                progress(done, total)
+        for oid in send:
+            if oid in sent:
+                continue
             loc, stored = repo.store.read_stored(oid)
             uploader.add(oid, loc, stored)
+            done += 1
             if progress:
-                progress(i + 1, total)
+                progress(done, total)
     finally:
         uploader.finish()
     result.stats = uploader.stats
@@ -599,44 +688,75 @@ def download(
     jobs: int = DEFAULT_JOBS,
     progress: Progress | None = None,
 ) -> TransferStats:
-    """Fetch objects by id from the remote with coalesced range reads; each is verified."""
+    """Fetch objects by id from the remote; each is verified before it is stored.
+
+    A pack most of whose bytes are wanted is downloaded whole and kept as is (no re-packing);
+    from the others only the wanted objects are read, with coalesced range requests. At most
+    ``2 * jobs`` requests are in flight, so memory stays bounded whatever the data size.
+    """
     stats = TransferStats()
     want = [oid for oid in dict.fromkeys(ids) if not repo.store.has(oid)]
-    located = []
+    by_pack: dict[str, list[tuple[ObjectId, Location]]] = defaultdict(list)
     for oid in want:
         loc = remote.store.index.lookup(oid)
         if loc is None:
             raise RemoteError(
                 f"the remote {remote.url} lacks object {oid.hex()} (its history is incomplete)"
             )
-        located.append((oid, loc))
-    ranges = _coalesce(located)
-    total = sum(length for _, _, length, _ in ranges)
+        by_pack[loc.pack].append((oid, loc))
+    jobs_list: list[tuple[str, int, int, list[tuple[ObjectId, Location]]]] = []
+    for pack, members in by_pack.items():
+        pack_objects = remote.store.index.pack_objects(pack)
+        pack_bytes = sum(loc.stored_size for _, loc in pack_objects)
+        if sum(loc.stored_size for _, loc in members) >= WHOLE_PACK_SHARE * pack_bytes:
+            jobs_list.append((pack, 0, -1, members))
+        else:
+            jobs_list.extend(_coalesce(members))
+    total = sum(
+        sum(loc.stored_size for _, loc in members) if length < 0 else length
+        for _, _, length, members in jobs_list
+    )
     done = 0
+    where = f"remote {remote.url}"
 
-    def fetch_range(
-        r: tuple[str, int, int, list[tuple[ObjectId, Location]]],
-    ) -> tuple[bytes, list[tuple[ObjectId, Location]], int]:
-        pack, start, length, members = r
-        return remote.backend.get(layout.pack_key(pack), start, length), members, start
+    def fetch(job: tuple[str, int, int, list[tuple[ObjectId, Location]]]) -> bytes:
+        pack, start, length, _ = job
+        if length < 0:
+            return remote.backend.get(layout.pack_key(pack))
+        return remote.backend.get(layout.pack_key(pack), start, length)
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dsrepo-fetch") as pool:
-        for data, members, start in pool.map(fetch_range, ranges):
+    def store(job: tuple[str, int, int, list[tuple[ObjectId, Location]]], data: bytes) -> None:
+        nonlocal done
+        pack, start, length, members = job
+        if length < 0:
+            idx = remote.backend.get(layout.index_key(pack))
+            pack_class, entries = decode_index(idx, pack)
+            repo.store.adopt_pack(pack, pack_class, entries, data, f"{where} pack {pack}")
+            moved = sum(loc.stored_size for _, loc in members)
+        else:
             for oid, loc in members:
                 piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
                 repo.store.put_stored(
-                    oid,
-                    loc.type,
-                    piece,
-                    loc.raw_size,
-                    loc.flags,
-                    f"remote {remote.url} pack {loc.pack}",
+                    oid, loc.type, piece, loc.raw_size, loc.flags, f"{where} pack {loc.pack}"
                 )
-                stats.objects += 1
-                stats.bytes += loc.stored_size
-            done += len(data)
-            if progress:
-                progress(done, total)
+            moved = length
+        stats.objects += len(members)
+        stats.bytes += sum(loc.stored_size for _, loc in members)
+        done += moved
+        if progress:
+            progress(done, total)
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dsrepo-fetch") as pool:
+        window: list[
+            tuple[tuple[str, int, int, list[tuple[ObjectId, Location]]], Future[bytes]]
+        ] = []
+        for job in jobs_list:
+            window.append((job, pool.submit(fetch, job)))
+            if len(window) >= 2 * jobs:
+                first, fut = window.pop(0)
+                store(first, fut.result())
+        for job, fut in window:
+            store(job, fut.result())
     return stats
 
 
@@ -806,6 +926,12 @@ def upstream_of(repo: Repository, branch: str | None) -> tuple[str, str] | None:
     if not remote or not merge:
         return None
     return remote, f"{REMOTES}{remote}/{merge.removeprefix(HEADS)}"
+
+
+def default_remote(repo: Repository) -> str:
+    """The remote a bare push/fetch talks to: the current branch's upstream, else ``origin``."""
+    up = upstream_of(repo, repo.head_branch())
+    return up[0] if up else "origin"
 
 
 def tracking_status(repo: Repository) -> tuple[str | None, int, int]:

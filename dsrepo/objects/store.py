@@ -50,7 +50,15 @@ from dsrepo.objects.model import (
     hash_object,
     object_id,
 )
-from dsrepo.objects.pack import FLAG_ZSTD, IndexEntry, PackBuilder, PackClass, decode_index
+from dsrepo.objects.pack import (
+    FLAG_ZSTD,
+    IndexEntry,
+    PackBuilder,
+    PackClass,
+    decode_index,
+    encode_index,
+    iter_pack_records,
+)
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
 
@@ -263,6 +271,52 @@ class ObjectStore:
                 raise CorruptObject(f"{type_.label} {oid.hex()} from {where}: {exc}") from None
         if not self.has(oid):
             self._add_stored(oid, type_, stored, raw_size, flags)
+
+    def verify_pack(
+        self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
+    ) -> bytes:
+        """Check a whole pack: every object against its id, every record against ``entries``,
+        and ``entries`` against ``name``. Returns the pack's index bytes."""
+        by_offset = {e.offset: e for e in entries}
+        seen = 0
+        for rec, stored in iter_pack_records(data, name):
+            e = by_offset.get(rec.offset)
+            if e is None or (e.id, e.stored_size, e.raw_size, e.type, e.flags) != (
+                rec.id,
+                rec.stored_size,
+                rec.raw_size,
+                rec.type,
+                rec.flags,
+            ):
+                raise CorruptObject(f"{where}: pack {name} does not match its index")
+            raw = self._unpack(rec.id, rec.type, stored, rec.flags, rec.raw_size, where)
+            if rec.type != ObjectType.CHUNK:
+                try:
+                    decode(rec.type, raw)
+                except FormatError as exc:
+                    raise CorruptObject(
+                        f"{rec.type.label} {rec.id.hex()} from {where}: {exc}"
+                    ) from None
+            seen += 1
+        if seen != len(entries):
+            raise CorruptObject(
+                f"{where}: pack {name} holds {seen} objects, its index {len(entries)}"
+            )
+        index_name, index_bytes = encode_index(pack_class, entries)
+        if index_name != name:
+            raise CorruptObject(f"{where}: index of pack {name} describes another pack")
+        return index_bytes
+
+    def adopt_pack(
+        self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
+    ) -> None:
+        """Store a whole pack received from elsewhere as is, after verifying every object in it
+        (and that its records agree with ``entries``). Its index is re-encoded from ``entries``,
+        which reproduces ``name``; a mismatch means the index was not the pack's."""
+        index_bytes = self.verify_pack(name, pack_class, entries, data, where)
+        self.backend.put_if_absent(layout.pack_key(name), data)
+        self.backend.put_if_absent(layout.index_key(name), index_bytes)
+        self.index.add_pack(name, pack_class, entries)
 
     def read_stored(self, oid: ObjectId) -> tuple[Location, bytes]:
         """An object's location and stored bytes, verified (for copying it elsewhere as is)."""

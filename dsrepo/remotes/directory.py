@@ -58,6 +58,8 @@ class DirectoryBackend(Backend):
                 ) from None
         self.root = path
         self._inside = os.path.realpath(path).rstrip(os.sep) + os.sep
+        self._checked_dirs: set[str] = set()
+        """Directories already resolved inside the root (a directory's path does not change)."""
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -254,8 +256,14 @@ class DirectoryBackend(Backend):
                     f"{LOCK_SUFFIX!r} are reserved by the directory backend"
                 )
         path = os.path.join(self.root, *parts)
-        real = os.path.realpath(path)
-        if not real.startswith(self._inside):
+        parent = os.path.dirname(path)
+        if parent not in self._checked_dirs:  # resolving every component costs a syscall each
+            if not (os.path.realpath(parent) + os.sep).startswith(self._inside):
+                raise InvalidKey(f"invalid key {key!r}: resolves outside {str(self.root)!r}")
+            if len(self._checked_dirs) > 4096:
+                self._checked_dirs.clear()
+            self._checked_dirs.add(parent)
+        if os.path.islink(path) and not os.path.realpath(path).startswith(self._inside):
             raise InvalidKey(f"invalid key {key!r}: resolves outside {str(self.root)!r}")
         return path
 

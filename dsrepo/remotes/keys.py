@@ -6,9 +6,11 @@ checked before they become file paths or URLs.
 
 from __future__ import annotations
 
+import re
+
 from dsrepo.remotes.errors import InvalidKey
 
-_FORBIDDEN = set("\\\0") | {chr(c) for c in range(0x20)} | {"\x7f"}
+_FORBIDDEN = re.compile(r"[\\\x00-\x1f\x7f]")
 
 
 def validate_key(key: str) -> str:
@@ -23,7 +25,7 @@ def validate_key(key: str) -> str:
         raise InvalidKey(f"invalid key: longer than 1024 bytes: {key[:60]!r}...")
     if key.startswith("/") or key.endswith("/"):
         raise InvalidKey(f"invalid key {key!r}: must be a relative path without a trailing '/'")
-    if any(ch in _FORBIDDEN for ch in key):
+    if _FORBIDDEN.search(key):
         raise InvalidKey(f"invalid key {key!r}: contains a backslash or control character")
     for part in key.split("/"):
         if part in ("", ".", ".."):
