@@ -104,6 +104,9 @@ def cat_file(show_type: bool, show_size: bool, pretty: bool, rev: str) -> None:
     if r.entry is not None and r.entry.kind != EntryKind.TREE:
         type_label, size = "file", r.entry.size
         if pretty:
+            from dsrepo.dvcs.checkout import prefetch
+
+            prefetch(repo, [r.entry])
             for chunk in repo.store.read_chunks(r.entry):
                 sys.stdout.buffer.write(chunk)
             return

@@ -97,7 +97,9 @@ def status(short_format: bool) -> None:
     where = f"On branch {shorten(st.branch)}" if st.branch else f"HEAD detached at {short(st.head)}"
     click.echo(where)
     if st.upstream:
-        if st.ahead or st.behind:
+        if st.upstream_gone:
+            click.echo(f"Your branch is based on '{st.upstream}', but the upstream is gone.")
+        elif st.ahead or st.behind:
             click.echo(
                 f"Your branch and '{st.upstream}' differ: {st.ahead} ahead, {st.behind} behind."
             )
@@ -322,6 +324,7 @@ def _split_paths(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
 @click.argument("rev", default="HEAD")
 def show(stat_: bool, rev: str) -> None:
     """Show a commit (metadata and change summary), a tag, or a file's content (REV:PATH)."""
+    from dsrepo.dvcs.checkout import prefetch
     from dsrepo.dvcs.history import classify, diff_trees
     from dsrepo.dvcs.revisions import resolve
     from dsrepo.objects.model import ObjectType
@@ -333,6 +336,7 @@ def show(stat_: bool, rev: str) -> None:
             for e in repo.store.tree_entries(r.id):
                 click.echo(e.name + ("/" if e.kind == EntryKind.TREE else ""))
             return
+        prefetch(repo, [r.entry])
         for chunk in repo.store.read_chunks(r.entry):
             sys.stdout.buffer.write(chunk)
         return
@@ -497,8 +501,7 @@ def checkout(force: bool, into: str | None, only: tuple[str, ...], detach: bool,
                 repo, rev, Path(into), only=list(only) or None, force=force, progress=progress
             )
         elif only:
-            written = co.restore_matching(repo, repo.worktree, list(only), rev)
-            result = co.CheckoutResult(repo.head_commit(), written=written)
+            result = co.restore_matching(repo, repo.worktree, list(only), rev)
         else:
             result = co.checkout(
                 repo, repo.worktree, rev, force=force, detach=detach, progress=progress

@@ -256,19 +256,7 @@ def apply_files(
         result.written.append(p)
         result.bytes_written += e.size
         if st is not None:
-            index.set(
-                IndexEntry(
-                    p,
-                    e.kind,
-                    e.size,
-                    e.id,
-                    e.manifest,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_ino,
-                    st.st_mode,
-                )
-            )
+            index.set(IndexEntry.written(p, e, st))
         if progress:
             progress(result.bytes_written, total)
     written = {w for w, _ in to_write}
@@ -390,15 +378,18 @@ def switch(
 
 def restore_matching(
     repo: Repository, wt: Worktree, patterns: Sequence[str], source: str
-) -> list[str]:
+) -> CheckoutResult:
     """``checkout --only GLOB REV`` without ``--into``: write the files of ``source`` matching any
     pattern (worktree-relative, as for ``--into``) into the working copy; HEAD does not move."""
     cid = resolve_commit(repo, source)
     match = match_only(patterns)
-    paths = sorted(p for p in repo.flatten(repo.commit_tree(cid)) if match(p))
-    if not paths:
+    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match(p)}
+    if not files:
         raise PathError(f"--only {' '.join(patterns)} matches no file in {source}")
-    return restore(repo, wt, paths, source=cid.hex(), cwd=wt.root)
+    written = restore(repo, wt, sorted(files), source=cid.hex(), cwd=wt.root)
+    return CheckoutResult(
+        repo.head_commit(), written=written, bytes_written=sum(files[p].size for p in written)
+    )
 
 
 def restore(
@@ -439,19 +430,7 @@ def restore(
             else:
                 st = _write_entry(repo, writer, p, e, allow_outside_links=False)
                 if source is None and st is not None:
-                    wt.index.set(
-                        IndexEntry(
-                            p,
-                            e.kind,
-                            e.size,
-                            e.id,
-                            e.manifest,
-                            st.st_mtime_ns,
-                            st.st_ctime_ns,
-                            st.st_ino,
-                            st.st_mode,
-                        )
-                    )
+                    wt.index.set(IndexEntry.written(p, e, st))
             restored.append(p)
     wt.index.save()
     return restored

@@ -281,8 +281,7 @@ class Repository:
         if into is not None:
             return co.materialize_into(self, rev, Path(into), only=only_list, force=force)
         if only_list:
-            restored = co.restore_matching(self, self.worktree, only_list, rev)
-            return co.CheckoutResult(self.head_commit(), written=restored)
+            return co.restore_matching(self, self.worktree, only_list, rev)
         return co.checkout(self, self.worktree, rev, force=force)
 
     def merge(

@@ -934,16 +934,17 @@ def default_remote(repo: Repository) -> str:
     return up[0] if up else "origin"
 
 
-def tracking_status(repo: Repository) -> tuple[str | None, int, int]:
+def tracking_status(repo: Repository) -> tuple[str | None, int, int, bool]:
+    """(upstream name, commits ahead, commits behind, whether the upstream ref is gone)."""
     up = upstream_of(repo, repo.head_branch())
     head = repo.head_commit()
     if up is None or head is None:
-        return None, 0, 0
+        return None, 0, 0, False
     theirs = repo.refs.resolve(up[1])
     if theirs is None:
-        return up[1][len(REMOTES) :], 0, 0
+        return up[1][len(REMOTES) :], 0, 0, True
     ahead, behind = ahead_behind(repo.parents_of, head.hex(), theirs.hex())
-    return up[1][len(REMOTES) :], ahead, behind
+    return up[1][len(REMOTES) :], ahead, behind, False
 
 
 def set_upstream(repo: Repository, branch: str, remote: str) -> None:
@@ -1046,6 +1047,11 @@ def pull(
     if name is None:
         raise RepositoryError(
             "no remote to pull from: name one, or set an upstream by cloning or pushing"
+        )
+    if name not in remote_names(repo):
+        raise RepositoryError(
+            f"pull needs a configured remote, not {name!r}: add it with 'dsrepo remote add NAME "
+            "URL' (fetch and push also accept a URL)"
         )
     fetch(repo, name, progress=progress)
     if branch:

@@ -58,6 +58,21 @@ class IndexEntry:
             and self.kind == s.kind
         )
 
+    @classmethod
+    def written(cls, path: str, e: TreeEntry, st: os.stat_result) -> IndexEntry:
+        """The entry for a file just materialized from ``e``, with the stat it now has."""
+        return cls(
+            path,
+            e.kind,
+            e.size,
+            e.id,
+            e.manifest,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_mode,
+        )
+
     def tree_entry(self, name: str) -> TreeEntry:
         return TreeEntry(name, self.kind, self.size, self.content_id, self.manifest)
 
@@ -171,6 +186,7 @@ class Status:
     upstream: str | None = None
     ahead: int = 0
     behind: int = 0
+    upstream_gone: bool = False
 
     @property
     def clean(self) -> bool:
@@ -481,11 +497,12 @@ class Worktree:
         from dsrepo.dvcs.merging import merge_heads_in_progress
         from dsrepo.dvcs.sync import tracking_status
 
-        upstream, ahead, behind = tracking_status(repo)
+        upstream, ahead, behind, gone = tracking_status(repo)
         return Status(
             upstream=upstream,
             ahead=ahead,
             behind=behind,
+            upstream_gone=gone,
             branch=repo.head_branch(),
             head=head,
             staged_added=tuple(sorted(staged_added)),

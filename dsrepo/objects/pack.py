@@ -101,9 +101,14 @@ class PackBuilder:
 
     def finish(self) -> tuple[str, bytes, bytes, list[IndexEntry]]:
         """(pack name, pack bytes, index bytes, entries sorted by id)."""
+        name, parts, index, entries = self.finish_parts()
+        return name, b"".join(parts), index, entries
+
+    def finish_parts(self) -> tuple[str, list[bytes | memoryview], bytes, list[IndexEntry]]:
+        """Like :meth:`finish`, with the pack as the list of its pieces (no copy)."""
         entries = sorted(self.entries.values(), key=lambda e: e.id)
         name, index = encode_index(self.pack_class, entries)
-        return name, b"".join(self._parts), index, entries
+        return name, self._parts, index, entries
 
 
 def _entry_table(entries: list[IndexEntry]) -> bytes:

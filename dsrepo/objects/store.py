@@ -451,8 +451,8 @@ class ObjectStore:
     def _write_pack(self, builder: PackBuilder) -> None:
         """Pack (fsync), then index (fsync), then location index; runs on the writer thread."""
         try:
-            name, pack_bytes, index_bytes, entries = builder.finish()
-            self.backend.put_if_absent(layout.pack_key(name), pack_bytes)
+            name, pack_parts, index_bytes, entries = builder.finish_parts()
+            self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
             self.backend.put_if_absent(layout.index_key(name), index_bytes)
             self.index.add_pack(name, builder.pack_class, entries)
             with self._lock:

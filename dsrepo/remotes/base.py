@@ -16,7 +16,7 @@ Contract, checked by :mod:`dsrepo.remotes.testing` for every implementation:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -81,6 +81,11 @@ class Backend(ABC):
         ``expected=None`` means the key must not exist; ``new=None`` deletes it.
         Raises KeyConflict when the current value differs.
         """
+
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
+        """``put_if_absent`` of the concatenation of ``parts``. Backends that can write a value
+        piece by piece override it to spare the copy (a 32 MiB pack is thousands of chunks)."""
+        return self.put_if_absent(key, b"".join(parts))
 
     def iter_keys(self, prefix: str = "") -> Iterator[KeyInfo]:
         """Every key under ``prefix``, paging through :meth:`list`."""

@@ -17,7 +17,7 @@ import errno
 import os
 import secrets
 import stat as stat_mod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dsrepo.remotes.base import Backend, Capabilities, KeyInfo
@@ -173,10 +173,13 @@ class DirectoryBackend(Backend):
             raise self._error(exc, "put", key) from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.put_parts_if_absent(key, [data])
+
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
         path = self._path(key)
         try:
             self._ensure_parent(path)
-            return self._link_new(path, data)
+            return self._link_new(path, parts)
         except OSError as exc:
             raise self._error(exc, "put_if_absent", key) from None
 
@@ -283,23 +286,26 @@ class DirectoryBackend(Backend):
                 continue
             _fsync_dir(os.path.dirname(directory))
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        """Write ``data`` to a fresh fsynced temp file next to ``path``; return its name."""
+    def _write_temp(self, path: str, data: bytes | Sequence[bytes | memoryview]) -> str:
+        """Write ``data`` (bytes, or parts written one after another) to a fresh fsynced temp
+        file next to ``path``; return its name."""
         tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{secrets.token_hex(8)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        parts = [data] if isinstance(data, bytes) else data
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
-                view = memoryview(data)
-                while view:
-                    written = f.write(view)
-                    view = view[written or 0 :]
+                for part in parts:
+                    view = memoryview(part)
+                    while view:
+                        written = f.write(view)
+                        view = view[written or 0 :]
                 os.fsync(f.fileno())
         except BaseException:
             _unlink_quietly(tmp)
             raise
         return tmp
 
-    def _link_new(self, path: str, data: bytes) -> bool:
+    def _link_new(self, path: str, data: bytes | Sequence[bytes | memoryview]) -> bool:
         """Create ``path`` with ``data`` unless it exists; atomic through link(2)."""
         tmp = self._write_temp(path, data)
         try:

@@ -3,6 +3,7 @@ prefix. Every backend returned is wrapped in the retry policy."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -35,12 +36,12 @@ def parse_url(url: str) -> tuple[str, str, str]:
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise InvalidRemoteUrl(f"invalid file URL {url!r}: only local paths are supported")
-        return "file", unquote(parsed.path), ""
+        return "file", os.path.normpath(unquote(parsed.path)), ""
     if parsed.scheme and len(parsed.scheme) > 1:  # "C:" style drive letters are not schemes here
         raise InvalidRemoteUrl(
             f"unsupported remote URL scheme {parsed.scheme!r} in {url!r} (use a path, file:// or s3://)"
         )
-    return "file", str(Path(url).expanduser().absolute()), ""
+    return "file", os.path.abspath(Path(url).expanduser()), ""
 
 
 def open_backend(
