@@ -29,14 +29,17 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.last < 0.1 and done < total:
+        if now - self.last < 0.1 and (not total or done < total):
             return
         self.last = now
         elapsed = max(now - self.start, 1e-6)
-        rate = done / elapsed
-        pct = f"{100 * done // total:3d}%" if total else "   "
-        eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and total > done else ""
-        text = f"\r{self.label}: {pct} ({human(done, self.unit)}/{human(total, self.unit)}, {human(int(rate), self.unit)}/s{eta})"
+        rate = human(int(done / elapsed), self.unit)
+        if total:  # known total: percentage, amounts, rate and ETA
+            eta = f", ETA {int((total - done) * elapsed / done)}s" if 0 < done < total else ""
+            amounts = f"{human(done, self.unit)}/{human(total, self.unit)}"
+            text = f"\r{self.label}: {100 * done // total:3d}% ({amounts}, {rate}/s{eta})"
+        else:  # a walk whose size is not known in advance
+            text = f"\r{self.label}: {human(done, self.unit)} ({rate}/s)"
         sys.stderr.write(text.ljust(78))
         sys.stderr.flush()
         self.shown = True

@@ -38,7 +38,11 @@ def init(directory: str, initial_branch: str) -> None:
 def add(paths: tuple[str, ...]) -> None:
     """Stage files (directories recursively; '.' for all). Removed files are staged as removed."""
     repo = open_repo()
-    result = repo.worktree.add(paths, Path.cwd())
+    progress = Progress("hashing", is_quiet())
+    try:
+        result = repo.worktree.add(paths, Path.cwd(), progress=progress)
+    finally:
+        progress.close()
     if not is_quiet() and sys.stderr.isatty():
         click.echo(
             f"staged {len(result.added)} new, {len(result.updated)} changed, "

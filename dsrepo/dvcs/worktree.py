@@ -295,8 +295,14 @@ class Worktree:
     # ---- add / rm / mv
 
     def add(
-        self, user_paths: Sequence[str], cwd: Path | None = None, *, progress: object = None
+        self,
+        user_paths: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
     ) -> AddResult:
+        """Stage the files under ``user_paths``; ``progress(bytes read, 0)`` is called as files
+        are hashed (the total is unknown until the walk ends)."""
         prefixes = self.relpaths(user_paths, cwd)
         result = AddResult()
         seen: set[str] = set()
@@ -317,6 +323,8 @@ class Worktree:
                         raise PathError(f"cannot add {s.path!r}: {problem}")
                 ref = self.hash_entry(s, write=True)
                 result.bytes_hashed += ref.size
+                if progress is not None:
+                    progress(result.bytes_hashed, 0)
                 new = self._index_entry(s, ref)
                 if old is None:
                     result.added.append(s.path)
