@@ -57,6 +57,8 @@ RANGE_SPAN = 16 << 20
 REUSE_MIN = 4 << 20
 """A local pack this large whose objects all go to the remote is sent as is (small ones, one per
 commit, are merged into new packs so the remote does not fill with tiny packs)."""
+MAX_IN_FLIGHT_BYTES = 128 << 20
+"""Downloads requested but not yet stored, at most (bounds a clone's memory)."""
 WHOLE_PACK_SHARE = 0.5
 """Download a remote pack whole (and keep it as is) when at least this share of it is wanted."""
 DEFAULT_JOBS = 8
@@ -746,16 +748,26 @@ def download(
         if progress:
             progress(done, total)
 
+    def size(job: tuple[str, int, int, list[tuple[ObjectId, Location]]]) -> int:
+        pack, _, length, _ = job
+        if length >= 0:
+            return length
+        return sum(loc.stored_size for _, loc in remote.store.index.pack_objects(pack))
+
+    Job = tuple[str, int, int, list[tuple[ObjectId, Location]]]
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dsrepo-fetch") as pool:
-        window: list[
-            tuple[tuple[str, int, int, list[tuple[ObjectId, Location]]], Future[bytes]]
-        ] = []
+        window: list[tuple[Job, int, Future[bytes]]] = []
+        in_flight = 0
         for job in jobs_list:
-            window.append((job, pool.submit(fetch, job)))
-            if len(window) >= 2 * jobs:
-                first, fut = window.pop(0)
+            n = size(job)
+            # bounded by bytes too: whole packs are 32 MiB, and memory must not follow the data
+            while window and (len(window) >= 2 * jobs or in_flight + n > MAX_IN_FLIGHT_BYTES):
+                first, first_size, fut = window.pop(0)
                 store(first, fut.result())
-        for job, fut in window:
+                in_flight -= first_size
+            window.append((job, n, pool.submit(fetch, job)))
+            in_flight += n
+        for job, _, fut in window:
             store(job, fut.result())
     return stats
 
