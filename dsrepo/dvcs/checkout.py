@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pathspec
-
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
@@ -46,6 +44,8 @@ class CheckoutResult:
 def match_only(patterns: Sequence[str] | None) -> Callable[[str], bool]:
     if not patterns:
         return lambda _p: True
+    import pathspec
+
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     return lambda p: spec.match_file(p) or any(fnmatch.fnmatchcase(p, g) for g in patterns)
 

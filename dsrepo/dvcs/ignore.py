@@ -31,12 +31,13 @@ import re
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-from pathspec import GitIgnoreSpec
-from pathspec.pattern import RegexPattern
+from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.paths import is_reserved_name
 from dsrepo.errors import DsrepoError
+
+if TYPE_CHECKING:
+    from pathspec.pattern import RegexPattern
 
 __all__ = ["IGNORE_FILE", "DirectoryRules", "IgnoreError", "IgnoreRules"]
 
@@ -163,6 +164,9 @@ class _Layer:
 
 
 def _compile_patterns(lines: Sequence[str]) -> list[RegexPattern]:
+    from pathspec import GitIgnoreSpec  # only when there are patterns: ~55 ms of start-up
+    from pathspec.pattern import RegexPattern
+
     try:
         patterns = list(GitIgnoreSpec.from_lines(lines).patterns)
     except ValueError:

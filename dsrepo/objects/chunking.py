@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from pyfastcdc import FastCDC
+from typing import TYPE_CHECKING, Any
 
 from dsrepo.objects.errors import FormatError
+
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 FORMAT_NAME = "dsrepo"
 FORMAT_VERSION = 1
@@ -32,6 +33,8 @@ class ChunkerParams:
     """Files up to this size are stored as a single chunk."""
 
     def cutter(self) -> FastCDC:
+        from pyfastcdc import FastCDC  # imported on first use: ~35 ms a command does not need
+
         return FastCDC(
             avg_size=self.avg_size,
             min_size=self.min_size,
@@ -49,10 +52,17 @@ class ChunkerParams:
             raise FormatError("chunker normalization must be 0..3 and seed >= 0")
         if self.small_file_threshold < self.max_size:
             raise FormatError("small_file_threshold must be at least max_size")
-        try:
-            self.cutter()
-        except (ValueError, TypeError, OverflowError) as exc:  # pyfastcdc's own bounds
-            raise FormatError(f"chunker parameters rejected: {exc}") from None
+        # pyfastcdc's own bounds, checked here so that opening a repository need not import it
+        for what, value, lo, hi in (
+            ("min_size", self.min_size, 64, 1 << 20),
+            ("avg_size", self.avg_size, 256, 4 << 20),
+            ("max_size", self.max_size, 1024, 16 << 20),
+            ("seed", self.seed, 0, 2**63 - 1),
+        ):
+            if not lo <= value <= hi:
+                raise FormatError(
+                    f"chunker parameters rejected: {what} {value} not in [{lo}, {hi}]"
+                )
         return self
 
 

@@ -18,11 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import zstandard
 from blake3 import blake3
-from pyfastcdc import FastCDC
 
 from dsrepo.objects import layout
 from dsrepo.objects.chunking import RepoFormat
@@ -61,6 +59,9 @@ from dsrepo.objects.pack import (
 )
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
+
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 DEFAULT_PACK_TARGET = 32 * 1024 * 1024
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -114,8 +115,11 @@ class ObjectStore:
         self._written: list[str] = []
         self._lock = threading.RLock()
         self._cache: OrderedDict[ObjectId, Structured] = OrderedDict()
+        import zstandard  # imported with the store, not with the package
+
         self._zc = zstandard.ZstdCompressor(level=1)
         self._zd = zstandard.ZstdDecompressor()
+        self._zstd_error = zstandard.ZstdError
         self.stats = WriteStats()
 
     # ------------------------------------------------------------ set-up
@@ -536,7 +540,7 @@ class ObjectStore:
         if flags & FLAG_ZSTD:
             try:
                 raw = self._zd.decompress(stored, max_output_size=raw_size)
-            except zstandard.ZstdError:
+            except self._zstd_error:
                 raise corrupt("does not decompress") from None
         else:
             raw = stored
