@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,15 +50,38 @@ def match_only(patterns: Sequence[str] | None) -> Callable[[str], bool]:
     return lambda p: spec.match_file(p) or any(fnmatch.fnmatchcase(p, g) for g in patterns)
 
 
+def _write_entries(
+    repo: Repository,
+    writer: SafeWriter,
+    items: Sequence[tuple[str, TreeEntry]],
+    allow_outside_links: bool,
+) -> Iterator[tuple[str, TreeEntry, os.stat_result | None]]:
+    """Write every (path, entry); single-chunk contents are read in batches (one range read per
+    run of objects in a pack), large files streamed chunk by chunk. Yields what was written."""
+    small = [(p, e) for p, e in items if e.manifest is None]
+    contents = repo.store.read_small([e for _, e in small])
+    for (p, e), (_, raw) in zip(small, contents, strict=True):
+        yield p, e, _write_entry(repo, writer, p, e, allow_outside_links, [raw])
+    for p, e in items:
+        if e.manifest is not None:
+            yield p, e, _write_entry(repo, writer, p, e, allow_outside_links)
+
+
 def _write_entry(
-    repo: Repository, writer: SafeWriter, path: str, e: TreeEntry, allow_outside_links: bool
+    repo: Repository,
+    writer: SafeWriter,
+    path: str,
+    e: TreeEntry,
+    allow_outside_links: bool,
+    content: Sequence[bytes] | None = None,
 ) -> os.stat_result | None:
     try:
         if e.kind == EntryKind.SYMLINK:
-            target = os.fsdecode(repo.store.read_all(e))
-            writer.write_symlink(path, target, allow_outside=allow_outside_links)
+            raw = b"".join(content) if content is not None else repo.store.read_all(e)
+            writer.write_symlink(path, os.fsdecode(raw), allow_outside=allow_outside_links)
             return os.lstat(writer.root / path)
-        return writer.write_file(path, repo.store.read_chunks(e), e.kind == EntryKind.EXECUTABLE)
+        chunks = content if content is not None else repo.store.read_chunks(e)
+        return writer.write_file(path, chunks, e.kind == EntryKind.EXECUTABLE)
     except UnsafePath as exc:
         raise PathError(str(exc)) from None
     except OSError as exc:  # a name or target this filesystem refuses (too long, ...), disk full
@@ -119,8 +142,7 @@ def materialize_into(
         )
     prefetch(repo, [e for _, e in todo])
     total = sum(e.size for _, e in todo)
-    for p, e in todo:
-        _write_entry(repo, writer, p, e, allow_outside_links)
+    for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links):
         result.written.append(p)
         result.bytes_written += e.size
         if progress:
@@ -248,11 +270,11 @@ def apply_files(
             pass
         index.remove(p)
     total = sum(e.size for _, e in to_write)
-    for p, e in to_write:
+    for p, _e in to_write:
         full = wt.root / p
         if _is_real_dir(full):
             _remove_tree_if_untracked_free(full)
-        st = _write_entry(repo, writer, p, e, allow_outside_links=False)
+    for p, e, st in _write_entries(repo, writer, to_write, allow_outside_links=False):
         result.written.append(p)
         result.bytes_written += e.size
         if st is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,22 @@ class LocationIndex:
         if row is None:
             return None
         return Location(row[0], row[1], row[2], row[3], ObjectType(row[4]), row[5])
+
+    def lookup_many(self, oids: Sequence[bytes]) -> dict[bytes, Location]:
+        """Locations of the ids that are indexed, a few queries for the whole batch."""
+        out: dict[bytes, Location] = {}
+        with self._lock:
+            for i in range(0, len(oids), 500):
+                part = oids[i : i + 500]
+                rows = self._db.execute(
+                    "SELECT o.id, p.name, o.offset, o.stored, o.raw, o.type, o.flags "
+                    "FROM objects o JOIN packs p ON p.no = o.pack "
+                    f"WHERE o.id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+                for r in rows:
+                    out[r[0]] = Location(r[1], r[2], r[3], r[4], ObjectType(r[5]), r[6])
+        return out
 
     def contains(self, oid: bytes) -> bool:
         with self._lock:
