@@ -231,8 +231,10 @@ class ObjectStore:
             builder.add(oid, type_, stored, raw_size, flags)
             self.stats.objects_written += 1
             self.stats.bytes_written += len(stored)
-            if builder.size >= self.pack_target:
-                self._finish(pack_class)
+            if builder.size < self.pack_target:
+                return
+            self._finish(pack_class)
+        self._wait_for_writer()
 
     def put_chunk(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
         """Store raw bytes as a chunk (no-op when present). ``oid`` skips re-hashing if known."""
@@ -442,15 +444,19 @@ class ObjectStore:
             return
         self._sealed.append(builder)
         self._writes.append(self._writer.submit(self._write_pack, builder))
-        while len(self._sealed) > _MAX_SEALED:  # backpressure: wait for the oldest pack
-            oldest = self._writes[0]
-            self._lock.release()
-            try:
-                oldest.result()
-            finally:
-                self._lock.acquire()
-            if self._writes and self._writes[0] is oldest:
-                self._writes.pop(0)
+
+    def _wait_for_writer(self) -> None:
+        """Backpressure, called without the lock held: while more than ``_MAX_SEALED`` packs
+        wait for the writer, wait for the oldest (and raise its error, if it failed)."""
+        while True:
+            with self._lock:
+                if len(self._sealed) <= _MAX_SEALED or not self._writes:
+                    return
+                oldest = self._writes[0]
+            oldest.result()
+            with self._lock:
+                if self._writes and self._writes[0] is oldest:
+                    self._writes.pop(0)
 
     def _write_pack(self, builder: PackBuilder) -> None:
         """Pack (fsync), then index (fsync), then location index; runs on the writer thread."""
