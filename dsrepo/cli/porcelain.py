@@ -622,12 +622,6 @@ def config(global_: bool, unset: bool, list_: bool, key: str | None, value: str 
 # ---------------------------------------------------------------- remotes
 
 
-def _s3_options(endpoint_url: str | None, region: str | None, profile: str | None) -> object:
-    from dsrepo.remotes.urls import S3Options
-
-    return S3Options(endpoint_url=endpoint_url, region=region, profile=profile)
-
-
 @cli.group(invoke_without_command=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show URLs.")
 @click.pass_context

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsrepo.dvcs.errors import (
-    InvalidRefName,
     NothingToCommit,
     RefExists,
     RepositoryError,
@@ -279,10 +278,3 @@ def delete_branch(repo: Repository, name: str, *, force: bool = False) -> Object
         raise StateError(f"branch {name!r} is not merged into HEAD; use -D to delete it anyway")
     repo.refs.update(ref, None, old, who=repo.reflog_identity(), message="branch: deleted")
     return old
-
-
-def check_branch_name(name: str) -> None:
-    try:
-        branch_ref(name)
-    except InvalidRefName:
-        raise

@@ -199,9 +199,6 @@ class Repository:
         """Parents of a commit, as hex ids (the form dsrepo.dvcs.graph works in)."""
         return tuple(p.hex() for p in self.store.get_commit(from_hex(commit_hex)).parents)
 
-    def describe(self) -> dict[str, Any]:
-        return {"root": str(self.root), "branch": self.head_branch(), "head": self.head_commit()}
-
     # ------------------------------------------------------------ the porcelain API
 
     @property

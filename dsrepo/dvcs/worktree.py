@@ -147,19 +147,6 @@ class StagingIndex:
             self.tree = None
             self.dirty = True
 
-    def reset_to(self, files: dict[str, TreeEntry]) -> None:
-        """Replace the staged snapshot with ``files``, keeping stat info where content matches."""
-        old = self.entries
-        self.entries = {}
-        for p, te in files.items():
-            prev = old.get(p)
-            if prev is not None and prev.version == (te.kind, te.id):
-                self.entries[p] = prev
-            else:
-                self.entries[p] = IndexEntry(p, te.kind, te.size, te.id, te.manifest)
-        self.tree = None
-        self.dirty = True
-
     def under(self, prefix: str) -> Iterator[IndexEntry]:
         if not prefix:
             yield from self.entries.values()
@@ -205,10 +192,6 @@ class AddResult:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     bytes_hashed: int = 0
-
-
-def _kind_of(s: ScanEntry) -> EntryKind:
-    return s.kind
 
 
 def _read_link(root: Path, rel: str) -> bytes:
@@ -521,9 +504,6 @@ class Worktree:
             untracked=tuple(untracked),
             merging=tuple(merge_heads_in_progress(repo)),
         )
-
-    def snapshot(self) -> dict[str, IndexEntry]:
-        return dict(self.index.entries)
 
 
 def _sparse_matcher(repo: Repository) -> Callable[[str], bool] | None:

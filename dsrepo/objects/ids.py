@@ -44,10 +44,6 @@ def hash_structured(type_name: str, body: bytes) -> ObjectId:
     return ObjectId(blake3(body, derive_key_context=CONTEXTS[type_name]).digest())
 
 
-def to_hex(oid: bytes) -> str:
-    return oid.hex()
-
-
 def from_hex(text: str) -> ObjectId:
     """Parse a full 64-char lowercase hex id. Raises InvalidId with the offending text."""
     if len(text) != HEX_LEN or not _HEX.fullmatch(text):
@@ -66,9 +62,3 @@ def validate_prefix(text: str) -> str:
 
 def looks_like_hex(text: str) -> bool:
     return MIN_PREFIX <= len(text) <= HEX_LEN and _HEX.fullmatch(text) is not None
-
-
-def check_raw(oid: bytes) -> ObjectId:
-    if not isinstance(oid, bytes) or len(oid) != ID_BYTES:
-        raise InvalidId(f"invalid object id: expected {ID_BYTES} bytes")
-    return ObjectId(oid)

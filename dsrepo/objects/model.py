@@ -83,15 +83,6 @@ class TreeEntry:
     id: ObjectId
     manifest: ObjectId | None = None
 
-    @property
-    def is_tree(self) -> bool:
-        return self.kind == EntryKind.TREE
-
-    @property
-    def data_id(self) -> ObjectId:
-        """The object to read for this entry's content (a chunk or a manifest)."""
-        return self.manifest if self.manifest is not None else self.id
-
 
 @dataclass(frozen=True, slots=True)
 class Manifest:

@@ -15,7 +15,7 @@ import io
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -46,7 +46,6 @@ from dsrepo.objects.model import (
     decode,
     encode,
     hash_object,
-    object_id,
 )
 from dsrepo.objects.pack import (
     FLAG_ZSTD,
@@ -746,10 +745,3 @@ def _cut_blocks(f: io.RawIOBase | io.BufferedIOBase, cutter: FastCDC) -> Iterato
             carry = bytes(chunks.pop())
         if chunks:
             yield chunks
-
-
-def object_ids(objs: Iterable[Structured]) -> list[ObjectId]:
-    return [object_id(o) for o in objs]
-
-
-Reader = Callable[[ObjectId], tuple[ObjectType, bytes]]
