@@ -162,13 +162,7 @@ class DirectoryBackend(Backend):
         path = self._path(key)
         try:
             self._ensure_parent(path)
-            tmp = self._write_temp(path, data)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                _unlink_quietly(tmp)
-                raise
-            _fsync_dir(os.path.dirname(path))
+            self._replace(path, data)
         except OSError as exc:
             raise self._error(exc, "put", key) from None
 
@@ -235,13 +229,7 @@ class DirectoryBackend(Backend):
             if not self._link_new(path, new):  # only a writer that bypasses the lock gets here
                 raise KeyConflict(f"compare-and-swap on {key!r} lost: the key was just created")
         else:
-            tmp = self._write_temp(path, new)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                _unlink_quietly(tmp)
-                raise
-            _fsync_dir(os.path.dirname(path))
+            self._replace(path, new)
 
     def describe(self) -> str:
         return str(self.root)
@@ -304,6 +292,16 @@ class DirectoryBackend(Backend):
             _unlink_quietly(tmp)
             raise
         return tmp
+
+    def _replace(self, path: str, data: bytes) -> None:
+        """Atomically replace ``path`` with ``data``: fsynced temp file, rename, fsync the dir."""
+        tmp = self._write_temp(path, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _fsync_dir(os.path.dirname(path))
 
     def _link_new(self, path: str, data: bytes | Sequence[bytes | memoryview]) -> bool:
         """Create ``path`` with ``data`` unless it exists; atomic through link(2)."""
