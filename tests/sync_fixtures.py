@@ -4,7 +4,7 @@
 gets its own bucket. ``ds`` runs the ``dsrepo`` command in process (click's CliRunner) in a given
 directory. Import the fixtures into a test module with (they register under their ``name=``)::
 
-    from tests.sync_fixtures import ds_fixture, moto_server_fixture  # noqa: F401
+    from tests.sync_fixtures import ds_fixture  # noqa: F401
     from tests.sync_fixtures import remote_fixture, sync_env_fixture  # noqa: F401
 """
 
@@ -14,7 +14,6 @@ import os
 import random
 import secrets
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,9 @@ from dsrepo.remotes.directory import DirectoryBackend
 from dsrepo.remotes.s3 import S3Backend
 from dsrepo.remotes.s3_testserver import MotoServer
 from dsrepo.remotes.urls import S3Options
+from tests.cli.conftest import Run
 
 # ---------------------------------------------------------------- environment
-
-
-@pytest.fixture(scope="session", name="moto_server")
-def moto_server_fixture() -> Iterator[MotoServer]:
-    """A moto S3 server subprocess. Each pytest-xdist worker starts its own on a free port."""
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(name="sync_env")
@@ -196,21 +189,6 @@ def remote_fixture(request: pytest.FixtureRequest, tmp_path: Path, sync_env: Pat
 # ---------------------------------------------------------------- running the CLI
 
 
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
-
-    def __repr__(self) -> str:
-        return f"Run({self.args!r}, code={self.code}, out={self.out[-1500:]!r}, err={self.err[-1500:]!r})"
-
-
 class Ds:
     """``ds(cwd, *args)`` runs ``dsrepo`` in ``cwd`` and asserts exit 0; ``ds.fail(code, cwd,
     *args)`` asserts exit ``code`` and exactly one ``dsrepo: error:`` line on stderr."""
@@ -231,7 +209,7 @@ class Ds:
             raise AssertionError(
                 f"dsrepo {' '.join(args)} raised {result.exception!r}\n{result.output}"
             ) from result.exception
-        return Run(tuple(args), result.exit_code, result.stdout, result.stderr)
+        return Run(tuple(args), result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
     def __call__(self, cwd: Path, *args: str) -> Run:
         r = self.run(cwd, *args)

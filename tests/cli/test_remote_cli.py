@@ -21,7 +21,6 @@ from tests.sync_fixtures import (  # noqa: F401  (fixtures)
     ds_fixture,
     make_dataset,
     make_remote,
-    moto_server_fixture,
     remote_fixture,
     snapshot,
     sync_env_fixture,

@@ -29,7 +29,6 @@ from tests.sync_fixtures import (  # noqa: F401  (fixtures)
     ds_fixture,
     make_dataset,
     make_remote,
-    moto_server_fixture,
     rand,
     remote_fixture,
     snapshot,

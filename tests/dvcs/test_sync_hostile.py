@@ -36,7 +36,6 @@ from tests.sync_fixtures import (  # noqa: F401  (fixtures)
     RemoteSpec,
     ds_fixture,
     make_remote,
-    moto_server_fixture,
     snapshot,
     sync_env_fixture,
     write,

@@ -1,4 +1,4 @@
-"""Fixtures for the backend tests: one moto S3 server per test process."""
+"""Fixtures shared by every test package: one moto S3 server per test process."""
 
 from __future__ import annotations
 
