@@ -291,7 +291,10 @@ def reachable_objects(
 ) -> tuple[list[tuple[ObjectId, ObjectType]], list[ObjectId]]:
     """(metadata objects, data chunks) reachable from ``tips`` without passing a commit in ``stop``.
 
-    ``want_data`` filters which file paths' chunks are wanted (partial fetch)."""
+    Commits in ``stop`` are complete on the other side, so a commit with such a parent is walked
+    as a diff against the parent's tree: identical subtrees are skipped unread and unchanged
+    files contribute nothing (a small change to a huge dataset costs its size, not the
+    dataset's). ``want_data`` filters which file paths' chunks are wanted (partial fetch)."""
     meta: list[tuple[ObjectId, ObjectType]] = []
     chunks: list[ObjectId] = []
     seen: set[ObjectId] = set()
@@ -305,21 +308,27 @@ def reachable_objects(
         meta.append((cid, ObjectType.COMMIT))
         c = store.get_commit(cid)
         commits.extend(p for p in c.parents if p.hex() not in stop)
-        stack: list[tuple[ObjectId, str]] = [(c.tree, "")]
+        base = next((store.get_commit(p).tree for p in c.parents if p.hex() in stop), None)
+        stack: list[tuple[ObjectId, str, ObjectId | None]] = [(c.tree, "", base)]
         while stack:
-            tid, prefix = stack.pop()
-            if tid in seen:
+            tid, prefix, base_tid = stack.pop()
+            if tid in seen or tid == base_tid:
                 continue
             seen.add(tid)
             meta.append((tid, ObjectType.TREE))
             tree = store.get_tree(tid)
             for ref in tree.shards:
                 meta.append((ref.id, ObjectType.TREE))
+            old = {} if base_tid is None else {b.name: b for b in store.tree_entries(base_tid)}
             for e in store.tree_entries(tid):
                 path = prefix + e.name
+                b = old.get(e.name)
                 if e.kind == EntryKind.TREE:
-                    stack.append((e.id, path + "/"))
+                    same_kind = b is not None and b.kind == EntryKind.TREE
+                    stack.append((e.id, path + "/", b.id if same_kind and b else None))
                     continue
+                if b is not None and (b.kind, b.id, b.manifest) == (e.kind, e.id, e.manifest):
+                    continue  # unchanged since a complete parent
                 if e.manifest is not None and e.manifest not in seen:
                     seen.add(e.manifest)
                     meta.append((e.manifest, ObjectType.MANIFEST))

@@ -1,0 +1,40 @@
+"""What push and fetch consider sending: only what changed since a commit the other side has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsrepo import Repository
+from dsrepo.dvcs.sync import reachable_objects
+from dsrepo.objects.ids import hash_data
+from dsrepo.objects.model import ObjectType
+
+
+def test_a_small_change_walks_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DSREPO_AUTHOR_NAME", "t")
+    monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "t@x")
+    monkeypatch.setenv("DSREPO_CONFIG_GLOBAL", str(tmp_path / "g"))
+    repo = Repository.init(tmp_path / "w")
+    for d in ("a", "b"):
+        (repo.root / d).mkdir()
+        for i in range(50):
+            (repo.root / d / f"{i}.txt").write_text(f"{d}{i}")
+    repo.add(".")
+    first = repo.commit("v1").id
+    (repo.root / "b" / "7.txt").write_text("changed")
+    repo.add(".")
+    second = repo.commit("v2").id
+
+    meta, chunks = reachable_objects(repo, [second], {first.hex()})
+    assert chunks == [hash_data(b"changed")]
+    trees = [oid for oid, t in meta if t == ObjectType.TREE]
+    assert len(trees) == 2  # the new root and the new b/, never the unchanged a/
+    assert (second, ObjectType.COMMIT) in meta and (first, ObjectType.COMMIT) not in meta
+
+    everything, all_chunks = reachable_objects(repo, [second], set())
+    # with nothing known complete: both versions of b/, a/ once (same id); callers dedupe chunks
+    assert len(set(all_chunks)) == 101 and len(everything) == 2 + 5
