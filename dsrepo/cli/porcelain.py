@@ -707,8 +707,9 @@ def push(
     refs: tuple[str, ...],
 ) -> None:
     """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
-    from dsrepo.dvcs.sync import PushRejected, default_remote, set_upstream
+    from dsrepo.dvcs.sync import PushRejected
     from dsrepo.dvcs.sync import push as push_fn
+    from dsrepo.dvcs.upstream import default_remote, set_upstream
 
     repo = open_repo()
     remote_name = remote_name or default_remote(repo)
@@ -763,8 +764,8 @@ def push(
 @click.argument("remote_name", metavar="REMOTE", required=False)
 def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
-    from dsrepo.dvcs.sync import default_remote
     from dsrepo.dvcs.sync import fetch as fetch_fn
+    from dsrepo.dvcs.upstream import default_remote
 
     repo = open_repo()
     remote_name = remote_name or default_remote(repo)

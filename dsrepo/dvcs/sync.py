@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 from blake3 import blake3
 
 from dsrepo.dvcs.errors import RefConflict, RepositoryError, StateError, UnknownRevision
-from dsrepo.dvcs.graph import ahead_behind, ancestors, is_ancestor
+from dsrepo.dvcs.graph import ancestors, is_ancestor
 from dsrepo.dvcs.refnames import HEADS, REMOTES, TAGS, check_refname
 from dsrepo.dvcs.refs import RefStore
+from dsrepo.dvcs.upstream import set_upstream, upstream_of
 from dsrepo.objects import layout
 from dsrepo.objects.errors import FormatError, ObjectNotFound
 from dsrepo.objects.ids import ObjectId, from_hex
@@ -935,43 +936,6 @@ def chunk_ids(repo: Repository, entries: Iterable[object]) -> list[ObjectId]:
 
 
 # ---------------------------------------------------------------- pull, clone, get
-
-
-def upstream_of(repo: Repository, branch: str | None) -> tuple[str, str] | None:
-    """(remote name, remote-tracking ref) configured for a local branch."""
-    if branch is None:
-        return None
-    short = branch[len(HEADS) :]
-    remote = repo.config.get(f"branch.{short}.remote")
-    merge = repo.config.get(f"branch.{short}.merge")
-    if not remote or not merge:
-        return None
-    return remote, f"{REMOTES}{remote}/{merge.removeprefix(HEADS)}"
-
-
-def default_remote(repo: Repository) -> str:
-    """The remote a bare push/fetch talks to: the current branch's upstream, else ``origin``."""
-    up = upstream_of(repo, repo.head_branch())
-    return up[0] if up else "origin"
-
-
-def tracking_status(repo: Repository) -> tuple[str | None, int, int, bool]:
-    """(upstream name, commits ahead, commits behind, whether the upstream ref is gone)."""
-    up = upstream_of(repo, repo.head_branch())
-    head = repo.head_commit()
-    if up is None or head is None:
-        return None, 0, 0, False
-    theirs = repo.refs.resolve(up[1])
-    if theirs is None:
-        return up[1][len(REMOTES) :], 0, 0, True
-    ahead, behind = ahead_behind(repo.parents_of, head.hex(), theirs.hex())
-    return up[1][len(REMOTES) :], ahead, behind, False
-
-
-def set_upstream(repo: Repository, branch: str, remote: str) -> None:
-    assert repo.config.local is not None
-    repo.config.local.set(f"branch.{branch}.remote", remote)
-    repo.config.local.set(f"branch.{branch}.merge", HEADS + branch)
 
 
 def clone(

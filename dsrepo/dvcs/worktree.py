@@ -486,7 +486,7 @@ class Worktree:
             staged_deleted = [p for p in head_files if p not in self.index.entries]
         modified, deleted, untracked = self.changes()
         from dsrepo.dvcs.merging import merge_heads_in_progress
-        from dsrepo.dvcs.sync import tracking_status
+        from dsrepo.dvcs.upstream import tracking_status
 
         upstream, ahead, behind, gone = tracking_status(repo)
         return Status(
