@@ -2,13 +2,14 @@
 
 Everything dsrepo stores — packs, pack indexes, refs, the format marker — lives in a backend under
 keys spelled by :mod:`dsrepo.objects.layout`. Backends stay small; policy (retries, read-only,
-caching, fault injection) lives in wrappers that implement this same interface.
+caching, fault injection) lives in wrappers that implement this same interface by subclassing
+:class:`dsrepo.remotes.wrapper.BackendWrapper`, which forwards every verb to the wrapped backend.
 
 Contract, checked by :mod:`dsrepo.remotes.testing` for every implementation:
 
 - ``put`` replaces atomically: a reader sees the old value or the new one, never a mix.
-- ``put_if_absent`` and ``compare_and_swap`` are atomic when ``capabilities.conditional_writes``
-  is true; two racing writers cannot both win.
+- ``put_if_absent``, ``put_parts_if_absent`` and ``compare_and_swap`` are atomic when
+  ``capabilities.conditional_writes`` is true; two racing writers cannot both win.
 - ``list`` returns keys in ascending byte order, at most ``limit`` per call, after ``start_after``.
 - Errors are :mod:`dsrepo.remotes.errors` classes, never the transport's own exceptions.
 """

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
 from dsrepo.remotes.base import Backend, KeyInfo
+from dsrepo.remotes.wrapper import BackendWrapper, parts_size
 
 
-class CountingBackend(Backend):
+class CountingBackend(BackendWrapper):
+    """Counts ``inner``'s requests per operation in ``requests`` (``put_if_absent`` and
+    ``put_parts_if_absent`` count as ``"put"``, ``compare_and_swap`` as ``"cas"``), and the
+    value bytes sent and received."""
+
     def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.capabilities = inner.capabilities
+        super().__init__(inner)
         self.requests: Counter[str] = Counter()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -45,6 +50,11 @@ class CountingBackend(Backend):
         self._count("put", sent=len(data))
         return created
 
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
+        created = self.inner.put_parts_if_absent(key, parts)
+        self._count("put", sent=parts_size(parts))
+        return created
+
     def list(
         self, prefix: str = "", start_after: str | None = None, limit: int = 1000
     ) -> list[KeyInfo]:
@@ -58,9 +68,3 @@ class CountingBackend(Backend):
     def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
         self._count("cas", sent=len(new or b""))
         self.inner.compare_and_swap(key, expected, new)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def describe(self) -> str:
-        return self.inner.describe()

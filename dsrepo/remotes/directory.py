@@ -283,7 +283,7 @@ class DirectoryBackend(Backend):
         try:
             with os.fdopen(fd, "wb", buffering=0) as f:
                 for part in parts:
-                    view = memoryview(part)
+                    view = memoryview(part).cast("B")  # a short write counts bytes
                     while view:
                         written = f.write(view)
                         view = view[written or 0 :]

@@ -3,60 +3,27 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from dsrepo.remotes.base import Backend, KeyInfo
 from dsrepo.remotes.errors import PermanentBackendError, TransientBackendError
+from dsrepo.remotes.wrapper import BackendWrapper
 
 OPERATIONS = ("stat", "get", "put", "put_if_absent", "list", "delete", "compare_and_swap")
+"""Operation names for :class:`FlakyBackend`. ``put_parts_if_absent`` is the same operation as
+``put_if_absent`` (one value, created unless present) and is counted and failed as it."""
 WRITES = ("put", "put_if_absent", "delete", "compare_and_swap")
 
 T = TypeVar("T")
 
 
-class ForwardingBackend(Backend):
-    """Passes every call to ``inner``; subclasses override what they change."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.capabilities = inner.capabilities
-
-    def stat(self, key: str) -> KeyInfo:
-        return self.inner.stat(key)
-
-    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        return self.inner.get(key, offset, length)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
-
-    def list(
-        self, prefix: str = "", start_after: str | None = None, limit: int = 1000
-    ) -> list[KeyInfo]:
-        return self.inner.list(prefix, start_after, limit)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    def compare_and_swap(self, key: str, expected: bytes | None, new: bytes | None) -> None:
-        self.inner.compare_and_swap(key, expected, new)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-
-class FlakyBackend(ForwardingBackend):
+class FlakyBackend(BackendWrapper):
     """Fails the first ``failures`` calls of each operation in ``operations`` as transient.
 
     With ``after=True`` the failing call reaches ``inner`` first and only the answer is lost
-    (a write that landed but timed out). ``calls`` counts every call per operation.
+    (a write that landed but timed out). ``calls`` counts every call per operation;
+    ``put_parts_if_absent`` counts and fails as ``put_if_absent``.
     """
 
     def __init__(
@@ -99,6 +66,9 @@ class FlakyBackend(ForwardingBackend):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._run("put_if_absent", key, lambda: self.inner.put_if_absent(key, data))
 
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
+        return self._run("put_if_absent", key, lambda: self.inner.put_parts_if_absent(key, parts))
+
     def list(
         self, prefix: str = "", start_after: str | None = None, limit: int = 1000
     ) -> list[KeyInfo]:
@@ -111,7 +81,7 @@ class FlakyBackend(ForwardingBackend):
         self._run("compare_and_swap", key, lambda: self.inner.compare_and_swap(key, expected, new))
 
 
-class BitFlipBackend(ForwardingBackend):
+class BitFlipBackend(BackendWrapper):
     """Flips bit ``bit`` (modulo the length in bits) of every non-empty value ``get`` returns
     for keys where ``predicate(key)`` is true."""
 
@@ -132,7 +102,7 @@ class BitFlipBackend(ForwardingBackend):
         return bytes(flipped)
 
 
-class ReadOnlyBackend(ForwardingBackend):
+class ReadOnlyBackend(BackendWrapper):
     """Reads pass through; every write raises PermanentBackendError."""
 
     def _refuse(self, op: str, key: str) -> PermanentBackendError:
@@ -142,6 +112,9 @@ class ReadOnlyBackend(ForwardingBackend):
         raise self._refuse("put", key)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        raise self._refuse("put_if_absent", key)
+
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
         raise self._refuse("put_if_absent", key)
 
     def delete(self, key: str) -> None:

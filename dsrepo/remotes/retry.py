@@ -5,8 +5,8 @@ permanent errors pass through at once.
 
 A retried write may have landed the first time, with only the answer lost:
 
-- ``put_if_absent`` then returns False for a key this call created. Harmless for immutable,
-  content-addressed keys: the value there is the one we wanted.
+- ``put_if_absent`` (and ``put_parts_if_absent``) then returns False for a key this call
+  created. Harmless for immutable, content-addressed keys: the value there is the one we wanted.
 - ``compare_and_swap`` would then see its own write and report a conflict. After a transient
   failure, a KeyConflict on a later attempt is checked: if the key already holds ``new`` (or is
   absent, for ``new=None``) the swap is treated as done. Another writer that set the very same
@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from dsrepo.remotes.base import Backend, KeyInfo
 from dsrepo.remotes.errors import BackendError, KeyConflict, KeyNotFound
+from dsrepo.remotes.wrapper import BackendWrapper
 
 T = TypeVar("T")
 
 
-class RetryingBackend(Backend):
+class RetryingBackend(BackendWrapper):
     """Retries ``inner``'s transient failures: up to ``attempts`` tries in all per operation.
 
     The wait before retry ``n`` (1-based) is drawn from ``[d/2, d]`` with
-    ``d = min(max_delay, base_delay * 2**(n-1))``.
+    ``d = min(max_delay, base_delay * 2**(n-1))``. ``on_retry(op, attempt, error, wait)`` is
+    called before each wait; ``put_parts_if_absent`` reports its op as ``"put_if_absent"``.
     """
 
     def __init__(
@@ -46,8 +48,7 @@ class RetryingBackend(Backend):
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        self.inner = inner
-        self.capabilities = inner.capabilities
+        super().__init__(inner)
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -86,6 +87,9 @@ class RetryingBackend(Backend):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._call("put_if_absent", lambda: self.inner.put_if_absent(key, data))
 
+    def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
+        return self._call("put_if_absent", lambda: self.inner.put_parts_if_absent(key, parts))
+
     def list(
         self, prefix: str = "", start_after: str | None = None, limit: int = 1000
     ) -> list[KeyInfo]:
@@ -116,9 +120,3 @@ class RetryingBackend(Backend):
             return self.inner.get(key) == value
         except KeyNotFound:
             return value is None
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def describe(self) -> str:
-        return self.inner.describe()

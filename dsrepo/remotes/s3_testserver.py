@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import IO, Any
 
+from dsrepo import environment
+
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -95,7 +97,7 @@ class MotoServer:
     def start(self) -> MotoServer:
         if self._proc is not None:
             return self
-        env = {**os.environ, **TEST_CREDENTIALS}
+        env = environment.child_environment(TEST_CREDENTIALS)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "dsrepo.remotes.s3_testserver", "--exit-on-stdin-eof"],
@@ -318,7 +320,7 @@ def _serve(argv: list[str]) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     port = server.server_address[1]
-    os.environ["MOTO_PORT"] = str(port)
+    environment.set_variable("MOTO_PORT", str(port))
     if "--exit-on-stdin-eof" in argv:
 
         def watch_parent() -> None:

@@ -156,6 +156,52 @@ class BackendConformance:
         assert backend.put_if_absent("p/empty", b"") is True
         assert backend.get("p/empty") == b""
 
+    # -- put_parts_if_absent ----------------------------------------------------------------
+
+    def test_put_parts_if_absent_creates(self, backend: Backend) -> None:
+        data = bytes(range(256)) * 400
+        mutable = bytearray(data[60_000:])
+        parts: list[bytes | memoryview] = [
+            data[:100],
+            memoryview(data)[100:50_000],
+            b"",
+            memoryview(data)[50_000:60_000],
+            memoryview(mutable),
+        ]
+        assert backend.put_parts_if_absent("parts/k", parts) is True
+        mutable[:] = bytes(len(mutable))  # the value was taken when the call returned
+        assert backend.get("parts/k") == data
+        assert backend.stat("parts/k") == KeyInfo("parts/k", len(data))
+        assert backend.get("parts/k", 99, 3) == data[99:102]
+
+    def test_put_parts_if_absent_many_parts(self, backend: Backend) -> None:
+        pieces = [i.to_bytes(2, "big") * (i % 7) for i in range(3000)]  # past any writev limit
+        parts = [p if i % 2 else memoryview(p) for i, p in enumerate(pieces)]
+        assert backend.put_parts_if_absent("parts/many", parts) is True
+        assert backend.get("parts/many") == b"".join(pieces)
+
+    def test_put_parts_if_absent_keeps_existing(self, backend: Backend) -> None:
+        backend.put("parts/k", b"old")
+        assert backend.put_parts_if_absent("parts/k", [b"new", memoryview(b"er")]) is False
+        assert backend.get("parts/k") == b"old"
+        assert backend.put_parts_if_absent("parts/j", [b"fir", memoryview(b"st")]) is True
+        assert backend.put_parts_if_absent("parts/j", [b"second"]) is False
+        assert backend.put_parts_if_absent("parts/j", [b"fir", b"st"]) is False
+        assert backend.put_if_absent("parts/j", b"third") is False
+        assert backend.put_parts_if_absent("parts/empty", []) is True
+        assert backend.put_parts_if_absent("parts/empty", [b"now full"]) is False
+        assert backend.get("parts/j") == b"first"
+        assert backend.get("parts/empty") == b""
+
+    def test_put_parts_if_absent_empty(self, backend: Backend) -> None:
+        assert backend.put_parts_if_absent("parts/none", []) is True
+        assert backend.get("parts/none") == b""
+        assert backend.stat("parts/none") == KeyInfo("parts/none", 0)
+        assert backend.put_parts_if_absent("parts/none", []) is False
+        assert backend.put_parts_if_absent("parts/blank", [b"", memoryview(b"")]) is True
+        assert backend.get("parts/blank") == b""
+        assert [i.key for i in backend.list("parts/")] == ["parts/blank", "parts/none"]
+
     # -- listing ----------------------------------------------------------------------------
 
     def test_list_prefix_and_order(self, backend: Backend) -> None:
@@ -269,6 +315,18 @@ class BackendConformance:
         assert sorted(results, key=str) == [False] * (RACERS - 1) + [True], results
         assert backend.get("obj") == f"w-{results.index(True)}".encode()
 
+    def test_race_put_parts_if_absent(self, backend: Backend) -> None:
+        self._need_conditional_writes(backend)
+        results = _race(
+            RACERS,
+            lambda i: backend.put_parts_if_absent(
+                "obj", [b"w-", memoryview(str(i).encode()), b"-" * 100_000]
+            ),
+        )
+        assert sorted(results, key=str) == [False] * (RACERS - 1) + [True], results
+        winner = results.index(True)
+        assert backend.get("obj") == f"w-{winner}".encode() + b"-" * 100_000
+
     @staticmethod
     def _check_one_winner(results: list[Any]) -> None:
         others = [r for r in results if r is not None]
@@ -287,6 +345,8 @@ class BackendConformance:
             backend.stat(key)
         with pytest.raises(InvalidKey):
             backend.put_if_absent(key, b"x")
+        with pytest.raises(InvalidKey):
+            backend.put_parts_if_absent(key, [b"x", memoryview(b"y")])
         with pytest.raises(InvalidKey):
             backend.delete(key)
         with pytest.raises(InvalidKey):

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dsrepo.cli.main import cli as cli_group
+from tests.snapshots import snapshot as snapshot  # re-exported for the CLI tests
 
 AUTHOR_NAME = "Test User"
 AUTHOR_EMAIL = "test@example.com"
@@ -174,17 +175,6 @@ def write(root: Path, rel: str, data: bytes | str) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data.encode() if isinstance(data, str) else data)
     return p
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative POSIX path → bytes), skipping ``.dsrepo``."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".dsrepo"]
-        for f in files:
-            full = Path(dirpath, f)
-            out[full.relative_to(root).as_posix()] = full.read_bytes()
-    return out
 
 
 def assert_one_error_line(r: Run) -> None:

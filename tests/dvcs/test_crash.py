@@ -20,6 +20,7 @@ from dsrepo import Repository
 from dsrepo.dvcs.fsck import fsck as fsck_fn
 from dsrepo.objects import layout
 from dsrepo.objects.errors import CorruptObject
+from tests.snapshots import snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -49,16 +50,6 @@ def run(tmp_path: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=120,
     )
-
-
-def tree_files(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".dsrepo"]
-        for n in names:
-            p = Path(dirpath, n)
-            out[p.relative_to(root).as_posix()] = p.read_bytes()
-    return out
 
 
 WRITER = textwrap.dedent(
@@ -103,7 +94,7 @@ def test_sigkill_during_a_large_add_leaves_a_consistent_repository(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "COMMITTED"
-        first = tree_files(root)
+        first = snapshot(root)
         packs = root / ".dsrepo" / "packs"
         packs_after_first = set(os.listdir(packs))
         assert proc.stdout.readline().strip() == "ADDING"
@@ -134,7 +125,7 @@ def test_sigkill_during_a_large_add_leaves_a_consistent_repository(
     out = tmp_path / "restored"
     co = run(tmp_path, root, "checkout", "--into", str(out), "HEAD")
     assert co.returncode == 0, co
-    assert tree_files(out) == first
+    assert snapshot(out) == first
     # the interrupted add staged nothing, and the repository keeps working
     monkeypatch.setenv("DSREPO_AUTHOR_NAME", "After Crash")
     monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "after@example.com")
@@ -142,9 +133,7 @@ def test_sigkill_during_a_large_add_leaves_a_consistent_repository(
     with Repository.open(root) as repo:
         st = repo.status()
         assert st.clean
-        assert st.untracked == tuple(
-            sorted(p for p in tree_files(root) if p.startswith("incoming/"))
-        )
+        assert st.untracked == tuple(sorted(p for p in snapshot(root) if p.startswith("incoming/")))
         shutil.rmtree(root / "incoming")
         (root / "after.txt").write_text("after the crash\n")
         repo.add("after.txt")

@@ -28,18 +28,9 @@ from dsrepo.objects.errors import FileChanged
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import ObjectType
 from tests.dvcs.conftest import write
+from tests.snapshots import snapshot
 
 MiB = 1024 * 1024
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".dsrepo"]
-        for n in names:
-            p = Path(dirpath, n)
-            out[p.relative_to(root).as_posix()] = p.read_bytes()
-    return out
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -156,12 +147,12 @@ def test_checkout_into_and_only(repo: Repository, tmp_path: Path) -> None:
     repo.commit("v2")
     out = tmp_path / "out"
     result = repo.checkout(v1.hex(), into=out)
-    assert files_of(out) == {"img/a.png": b"png-a", "img/b.png": b"png-b", "labels.csv": b"a,1\n"}
+    assert snapshot(out) == {"img/a.png": b"png-a", "img/b.png": b"png-b", "labels.csv": b"a,1\n"}
     assert sorted(result.written) == ["img/a.png", "img/b.png", "labels.csv"]
     assert (repo.root / "labels.csv").read_text() == "a,2\n"
     only = tmp_path / "only"
     repo.checkout("HEAD", into=only, only="img/*.png")
-    assert files_of(only) == {"img/a.png": b"png-a", "img/b.png": b"png-b"}
+    assert snapshot(only) == {"img/a.png": b"png-a", "img/b.png": b"png-b"}
     again = repo.checkout("HEAD", into=only, only=["img/*"])
     assert again.written == [] and again.kept == 2
     # into the working copy, with only: restores those paths, HEAD stays

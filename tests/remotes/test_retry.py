@@ -142,6 +142,7 @@ def test_read_only_refuses_writes() -> None:
     for write in (
         lambda: backend.put("k", b"w"),
         lambda: backend.put_if_absent("n", b"w"),
+        lambda: backend.put_parts_if_absent("n", [b"w", memoryview(b"x")]),
         lambda: backend.delete("k"),
         lambda: backend.compare_and_swap("k", b"v", b"w"),
     ):
