@@ -1,4 +1,4 @@
-"""Content-defined chunking parameters and the repository format marker.
+"""Content-defined chunking: its parameters, the repository format marker, and block cutting.
 
 Chunk boundaries decide object ids, so the parameters are part of the repository format: they are
 recorded in the ``format`` key when a repository is created and read back, never assumed.
@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING, Any
 from dsrepo.objects.errors import FormatError
 
 if TYPE_CHECKING:
+    import io
+    from collections.abc import Iterator
+
     from pyfastcdc import FastCDC
 
 FORMAT_NAME = "dsrepo"
 FORMAT_VERSION = 1
+BLOCK_BYTES = 8 * 1024 * 1024
+"""How much of a file :func:`cut_blocks` reads and cuts at a time."""
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,38 @@ class RepoFormat:
         except (KeyError, TypeError):
             raise FormatError(f"{where}: malformed chunker parameters") from None
         return cls(chunker=chunker)
+
+
+def cut_blocks(
+    f: io.RawIOBase | io.BufferedIOBase, cutter: FastCDC, block_bytes: int = BLOCK_BYTES
+) -> Iterator[list[memoryview]]:
+    """Read ``f`` once, in blocks, and cut each block into content-defined chunks.
+
+    The chunks are views into the block just read (no copy per chunk), and every later step —
+    hashing, storing — sees exactly those bytes, so a file changing meanwhile cannot give a chunk
+    an id that does not match what is stored. A block's last chunk may end only because the block
+    does, so it is carried into the next block and cut again: FastCDC boundaries depend only on
+    the bytes since the previous boundary, so the result equals cutting the whole file at once.
+    """
+    carry = b""
+    eof = False
+    while not eof:
+        block = bytearray(len(carry) + block_bytes)
+        block[: len(carry)] = carry
+        filled = len(carry)
+        with memoryview(block) as view:
+            while filled < len(block):
+                n = f.readinto(view[filled:])
+                if not n:
+                    eof = True
+                    break
+                filled += n
+        del block[filled:]
+        if not block:
+            return
+        chunks = [c.data for c in cutter.cut_buf(block)]
+        carry = b""
+        if not eof:
+            carry = bytes(chunks.pop())
+        if chunks:
+            yield chunks

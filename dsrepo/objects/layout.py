@@ -28,9 +28,18 @@ def index_key(name: str) -> str:
     return f"{PACKS_PREFIX}{name}.idx"
 
 
+def _pack_name(key: str, suffix: str) -> str | None:
+    if not (key.startswith(PACKS_PREFIX) and key.endswith(suffix)):
+        return None
+    name = key[len(PACKS_PREFIX) : -len(suffix)]
+    return name if _PACK_NAME.fullmatch(name) else None
+
+
 def pack_name_from_index_key(key: str) -> str | None:
     """The pack name of a ``packs/<name>.idx`` key, or None for any other key."""
-    if not (key.startswith(PACKS_PREFIX) and key.endswith(".idx")):
-        return None
-    name = key[len(PACKS_PREFIX) : -len(".idx")]
-    return name if _PACK_NAME.fullmatch(name) else None
+    return _pack_name(key, ".idx")
+
+
+def pack_name_from_pack_key(key: str) -> str | None:
+    """The pack name of a ``packs/<name>.pack`` key, or None for any other key."""
+    return _pack_name(key, ".pack")

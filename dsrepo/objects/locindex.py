@@ -180,6 +180,13 @@ class LocationIndex:
             db.execute("DELETE FROM probe")
         return wanted - found
 
+    def count_objects(self, pack_class: PackClass) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(count), 0) FROM packs WHERE class = ?", (int(pack_class),)
+            ).fetchone()
+        return int(row[0])
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(count), 0) FROM packs").fetchone()[0])

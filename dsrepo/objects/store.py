@@ -1,9 +1,10 @@
 """The object store: content-addressed objects in packs, over any storage backend.
 
-Writes go to in-memory pack builders (one for data chunks, one for metadata). ``flush`` makes them
-durable in the order the format requires: pack bytes (put, fsync) → pack index → location index.
-Only after ``flush`` may a ref point at the new objects; a crash before leaves at worst an orphan
-pack without an index, which readers ignore.
+Writes go to the write buffer (:mod:`dsrepo.objects.packwriter`: in-memory pack builders, one for
+data chunks, one for metadata, written by background threads). ``flush`` makes them durable in the
+order the format requires: pack bytes (put, fsync) → pack index → location index. Only after
+``flush`` may a ref point at the new objects; a crash before leaves at worst an orphan pack without
+an index, which readers ignore.
 
 Every read re-hashes the object and raises :class:`CorruptObject` naming the object and its pack.
 """
@@ -18,12 +19,13 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from blake3 import blake3
 
 from dsrepo.objects import layout
-from dsrepo.objects.chunking import RepoFormat
+from dsrepo.objects.chunking import RepoFormat, cut_blocks
+from dsrepo.objects.codec import ObjectCodec
 from dsrepo.objects.errors import (
     AmbiguousId,
     CorruptObject,
@@ -47,28 +49,15 @@ from dsrepo.objects.model import (
     encode,
     hash_object,
 )
-from dsrepo.objects.pack import (
-    FLAG_ZSTD,
-    IndexEntry,
-    PackBuilder,
-    PackClass,
-    decode_index,
-    encode_index,
-    iter_pack_records,
-)
+from dsrepo.objects.pack import IndexEntry, PackClass, decode_index
+from dsrepo.objects.packwriter import DEFAULT_PACK_TARGET, PackWriter, WriteStats
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
 
-if TYPE_CHECKING:
-    from pyfastcdc import FastCDC
+__all__ = ["DEFAULT_PACK_TARGET", "FileRef", "ObjectStore", "WriteStats"]
 
-DEFAULT_PACK_TARGET = 32 * 1024 * 1024
-_BATCH_BYTES = 8 * 1024 * 1024
-_SAMPLE = 4096
 _RESAMPLE_EVERY = 64
 """A large file's chunks are compressed (or not) like its last sampled chunk; resampled this often."""
-_MAX_SEALED = 2
-"""Finished packs that may wait for the background writer (bounds memory: ~3 packs)."""
 _CACHE_ENTRIES = 8192
 
 T = TypeVar("T", Manifest, Tree, Commit, Tag)
@@ -83,13 +72,6 @@ class FileRef:
     manifest: ObjectId | None = None
 
 
-@dataclass(slots=True)
-class WriteStats:
-    objects_written: int = 0
-    bytes_written: int = 0
-    packs_written: int = 0
-
-
 class ObjectStore:
     """Objects in packs over ``backend``, located through ``index``."""
 
@@ -100,26 +82,27 @@ class ObjectStore:
         fmt: RepoFormat,
         *,
         pack_target: int = DEFAULT_PACK_TARGET,
+        writers: int = 1,
     ) -> None:
         self.backend = backend
         self.index = index
         self.format = fmt
         self.params = fmt.chunker
-        self.pack_target = pack_target
-        self._builders: dict[PackClass, PackBuilder] = {}
-        self._sealed: list[PackBuilder] = []
-        """Finished packs being written by the background writer; still readable from memory."""
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsrepo-packs")
-        self._writes: list[Future[None]] = []
-        self._written: list[str] = []
-        self._lock = threading.RLock()
+        self._packs = PackWriter(backend, index, pack_target=pack_target, writers=writers)
+        self.stats: WriteStats = self._packs.stats
         self._cache: OrderedDict[ObjectId, Structured] = OrderedDict()
-        import zstandard  # imported with the store, not with the package
+        self._cache_lock = threading.Lock()
+        """Guards the cache only; never held while calling out (the write buffer has its own)."""
+        self._codec = ObjectCodec()
 
-        self._zc = zstandard.ZstdCompressor(level=1)
-        self._zd = zstandard.ZstdDecompressor()
-        self._zstd_error = zstandard.ZstdError
-        self.stats = WriteStats()
+    @property
+    def pack_target(self) -> int:
+        """Size at which an open pack is sealed and handed to a writer (settable)."""
+        return self._packs.pack_target
+
+    @pack_target.setter
+    def pack_target(self, value: int) -> None:
+        self._packs.pack_target = value
 
     # ------------------------------------------------------------ set-up
 
@@ -161,41 +144,12 @@ class ObjectStore:
 
     # ------------------------------------------------------------ writing
 
-    def _buffered(self) -> list[PackBuilder]:
-        """Open and sealed builders (objects written but not yet in the location index)."""
-        return [*self._builders.values(), *self._sealed]
-
     def has(self, oid: bytes) -> bool:
-        with self._lock:
-            for b in self._buffered():
-                if oid in b.entries:
-                    return True
-        return self.index.contains(oid)
+        return self._packs.contains(oid) or self.index.contains(oid)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of ``oids`` not stored (one index query for the whole batch)."""
-        wanted = set(oids)
-        with self._lock:
-            for b in self._buffered():
-                wanted -= b.entries.keys()
-        return {ObjectId(o) for o in self.index.missing(wanted)}
-
-    def _compress(
-        self, raw: bytes | memoryview, always_try: bool | None
-    ) -> tuple[bytes | memoryview, int]:
-        """zstd level 1 only when it shrinks the object. ``None``: sample 4 KiB first (random
-        bytes, JPEG, parquet do not compress, and trying costs as much as hashing); ``False``:
-        store as is (the caller already knows the data does not compress)."""
-        if len(raw) < 64 or always_try is False:
-            return raw, 0
-        if always_try is None and len(raw) > 2 * _SAMPLE:
-            sample = raw[:_SAMPLE]
-            if len(self._zc.compress(sample)) > 0.9 * len(sample):
-                return raw, 0
-        packed = self._zc.compress(raw)
-        if len(packed) < len(raw):
-            return packed, FLAG_ZSTD
-        return raw, 0
+        return {ObjectId(o) for o in self.index.missing(self._packs.not_buffered(oids))}
 
     def _append(
         self,
@@ -208,32 +162,9 @@ class ObjectStore:
         pack_class = PackClass.for_type(type_)
         if pack_class == PackClass.META:
             compress = True
-        stored, flags = self._compress(raw, compress)
-        self._add_stored(oid, type_, stored, len(raw), flags)
+        stored, flags = self._codec.compress(raw, compress)
+        self._packs.add(oid, type_, stored, len(raw), flags)
         return len(stored)
-
-    def _add_stored(
-        self,
-        oid: ObjectId,
-        type_: ObjectType,
-        stored: bytes | memoryview,
-        raw_size: int,
-        flags: int,
-    ) -> None:
-        pack_class = PackClass.for_type(type_)
-        with self._lock:
-            builder = self._builders.get(pack_class)
-            if builder is None:
-                builder = self._builders[pack_class] = PackBuilder(pack_class)
-            if oid in builder.entries:
-                return
-            builder.add(oid, type_, stored, raw_size, flags)
-            self.stats.objects_written += 1
-            self.stats.bytes_written += len(stored)
-            if builder.size < self.pack_target:
-                return
-            self._finish(pack_class)
-        self._wait_for_writer()
 
     def put_chunk(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
         """Store raw bytes as a chunk (no-op when present). ``oid`` skips re-hashing if known."""
@@ -268,60 +199,33 @@ class ObjectStore:
         """Store an object received in its stored (possibly compressed) form, after verifying it:
         it must decompress to ``raw_size`` bytes that hash to ``oid`` (and decode, if structured).
         Raises CorruptObject naming the object and ``where`` it came from."""
-        raw = self._unpack(oid, type_, stored, flags, raw_size, where)
-        if type_ != ObjectType.CHUNK:
-            try:
-                decode(type_, raw)
-            except FormatError as exc:
-                raise CorruptObject(f"{type_.label} {oid.hex()} from {where}: {exc}") from None
+        self.verify_stored(oid, type_, stored, flags, raw_size, where)
         if not self.has(oid):
-            self._add_stored(oid, type_, stored, raw_size, flags)
+            self._packs.add(oid, type_, stored, raw_size, flags)
+
+    def verify_stored(
+        self, oid: ObjectId, type_: ObjectType, stored: bytes, flags: int, raw_size: int, where: str
+    ) -> None:
+        """Check an object in its stored form: it decompresses to ``raw_size`` bytes that hash to
+        ``oid`` and, if structured, decode canonically. Raises CorruptObject naming ``where``."""
+        self._codec.verify(oid, type_, stored, flags, raw_size, where)
 
     def verify_pack(
         self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
     ) -> bytes:
         """Check a whole pack: every object against its id, every record against ``entries``,
         and ``entries`` against ``name``. Returns the pack's index bytes."""
-        by_offset = {e.offset: e for e in entries}
-        seen = 0
-        for rec, stored in iter_pack_records(data, name):
-            e = by_offset.get(rec.offset)
-            if e is None or (e.id, e.stored_size, e.raw_size, e.type, e.flags) != (
-                rec.id,
-                rec.stored_size,
-                rec.raw_size,
-                rec.type,
-                rec.flags,
-            ):
-                raise CorruptObject(f"{where}: pack {name} does not match its index")
-            raw = self._unpack(rec.id, rec.type, stored, rec.flags, rec.raw_size, where)
-            if rec.type != ObjectType.CHUNK:
-                try:
-                    decode(rec.type, raw)
-                except FormatError as exc:
-                    raise CorruptObject(
-                        f"{rec.type.label} {rec.id.hex()} from {where}: {exc}"
-                    ) from None
-            seen += 1
-        if seen != len(entries):
-            raise CorruptObject(
-                f"{where}: pack {name} holds {seen} objects, its index {len(entries)}"
-            )
-        index_name, index_bytes = encode_index(pack_class, entries)
-        if index_name != name:
-            raise CorruptObject(f"{where}: index of pack {name} describes another pack")
-        return index_bytes
+        return self._codec.verify_pack(name, pack_class, entries, data, where)
 
     def adopt_pack(
         self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
     ) -> None:
         """Store a whole pack received from elsewhere as is, after verifying every object in it
         (and that its records agree with ``entries``). Its index is re-encoded from ``entries``,
-        which reproduces ``name``; a mismatch means the index was not the pack's."""
+        which reproduces ``name``; a mismatch means the index was not the pack's. Like packs
+        built here, it is written by the background writers and durable after :meth:`flush`."""
         index_bytes = self.verify_pack(name, pack_class, entries, data, where)
-        self.backend.put_if_absent(layout.pack_key(name), data)
-        self.backend.put_if_absent(layout.index_key(name), index_bytes)
-        self.index.add_pack(name, pack_class, entries)
+        self._packs.add_pack(name, pack_class, entries, data, index_bytes)
 
     def read_stored(self, oid: ObjectId) -> tuple[Location, bytes]:
         """An object's location and stored bytes, verified (for copying it elsewhere as is)."""
@@ -332,7 +236,7 @@ class ObjectStore:
             stored = self.backend.get(layout.pack_key(loc.pack), loc.offset, loc.stored_size)
         except KeyNotFound:
             raise CorruptObject(f"object {oid.hex()}: pack {loc.pack} is missing") from None
-        self._unpack(oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}")
+        self._codec.unpack(oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}")
         return loc, stored
 
     def put_tree(self, entries: Iterable[TreeEntry]) -> ObjectId:
@@ -409,7 +313,7 @@ class ObjectStore:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsrepo-hash") as pool:
             in_flight: tuple[list[memoryview], Future[list[ObjectId]]] | None = None
-            for batch in _cut_blocks(f, self.params.cutter()):
+            for batch in cut_blocks(f, self.params.cutter()):
                 total += sum(len(b) for b in batch)
                 fut = pool.submit(hash_batch, batch)
                 if in_flight is not None:
@@ -426,94 +330,62 @@ class ObjectStore:
         """Make every buffered object durable: seal the open packs, then wait until every pack
         and its index are written (fsync'd) and recorded in the location index. Returns the
         names of the packs written since the last flush."""
-        with self._lock:
-            for pc in list(self._builders):
-                self._finish(pc)
-            writes, self._writes = self._writes, []
-        for w in writes:
-            w.result()
-        with self._lock:
-            names, self._written = self._written, []
-        return names
-
-    def _finish(self, pack_class: PackClass) -> None:
-        """Seal the open pack of ``pack_class`` and hand it to the background writer."""
-        builder = self._builders.pop(pack_class, None)
-        if builder is None or not builder.entries:
-            return
-        self._sealed.append(builder)
-        self._writes.append(self._writer.submit(self._write_pack, builder))
-
-    def _wait_for_writer(self) -> None:
-        """Backpressure, called without the lock held: while more than ``_MAX_SEALED`` packs
-        wait for the writer, wait for the oldest (and raise its error, if it failed)."""
-        while True:
-            with self._lock:
-                if len(self._sealed) <= _MAX_SEALED or not self._writes:
-                    return
-                oldest = self._writes[0]
-            oldest.result()
-            with self._lock:
-                if self._writes and self._writes[0] is oldest:
-                    self._writes.pop(0)
-
-    def _write_pack(self, builder: PackBuilder) -> None:
-        """Pack (fsync), then index (fsync), then location index; runs on the writer thread."""
-        try:
-            name, pack_parts, index_bytes, entries = builder.finish_parts()
-            self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
-            self.backend.put_if_absent(layout.index_key(name), index_bytes)
-            self.index.add_pack(name, builder.pack_class, entries)
-            with self._lock:
-                self.stats.packs_written += 1
-                self._written.append(name)
-        finally:
-            with self._lock:
-                self._sealed.remove(builder)
+        return self._packs.flush()
 
     def abort(self) -> None:
         """Drop buffered objects that were never flushed (packs already sealed still land:
         they are complete, and unreferenced objects are harmless)."""
-        with self._lock:
-            self._builders.clear()
-            writes, self._writes = self._writes, []
-        for w in writes:
-            with contextlib.suppress(Exception):  # the caller reports the original error
-                w.result()
+        self._packs.abort()
 
     # ------------------------------------------------------------ reading
 
     def locate(self, oid: bytes) -> Location | None:
         return self.index.lookup(oid)
 
+    def locate_many(self, oids: Sequence[ObjectId]) -> dict[ObjectId, Location]:
+        """Locations of the flushed objects among ``oids`` (one query per 500 ids)."""
+        return {ObjectId(o): loc for o, loc in self.index.lookup_many(oids).items()}
+
+    def pack_names(self) -> set[str]:
+        return self.index.pack_names()
+
+    def pack_objects(self, name: str) -> list[tuple[ObjectId, Location]]:
+        """The objects of one pack, in pack order."""
+        return self.index.pack_objects(name)
+
+    def read_pack(self, name: str) -> tuple[PackClass, list[IndexEntry], bytes]:
+        """A whole pack and its decoded index, unverified (:meth:`adopt_pack` verifies)."""
+        try:
+            pack_class, entries = decode_index(self.backend.get(layout.index_key(name)), name)
+            return pack_class, entries, self.backend.get(layout.pack_key(name))
+        except KeyNotFound:
+            raise CorruptObject(f"pack {name} or its index is missing") from None
+
+    def read_range(self, pack: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Raw bytes of a pack (records, unverified: :meth:`put_stored` verifies them)."""
+        try:
+            return self.backend.get(layout.pack_key(pack), offset, length)
+        except KeyNotFound:
+            raise CorruptObject(f"pack {pack} is missing") from None
+
     def object_type(self, oid: ObjectId) -> ObjectType:
-        with self._lock:
-            for b in self._buffered():
-                e = b.entries.get(oid)
-                if e is not None:
-                    return e.type
-        loc = self.index.lookup(oid)
-        if loc is None:
-            raise ObjectNotFound(f"object {oid.hex()} not found")
-        return loc.type
+        return self._entry(oid).type
 
     def object_size(self, oid: ObjectId) -> int:
-        with self._lock:
-            for b in self._buffered():
-                e = b.entries.get(oid)
-                if e is not None:
-                    return e.raw_size
-        loc = self.index.lookup(oid)
-        if loc is None:
+        return self._entry(oid).raw_size
+
+    def _entry(self, oid: ObjectId) -> IndexEntry | Location:
+        found = self._packs.entry(oid) or self.index.lookup(oid)
+        if found is None:
             raise ObjectNotFound(f"object {oid.hex()} not found")
-        return loc.raw_size
+        return found
 
     def get_raw(self, oid: ObjectId) -> tuple[ObjectType, bytes]:
         """An object's type and verified bytes."""
-        pending = self._pending(oid)
+        pending = self._packs.pending(oid)
         if pending is not None:
             entry, stored = pending
-            return entry.type, self._unpack(
+            return entry.type, self._codec.unpack(
                 oid, entry.type, stored, entry.flags, entry.raw_size, "(unflushed)"
             )
         loc = self.index.lookup(oid)
@@ -526,37 +398,12 @@ class ObjectStore:
             stored = self.backend.get(layout.pack_key(loc.pack), loc.offset, loc.stored_size)
         except KeyNotFound:
             raise CorruptObject(f"object {oid.hex()}: pack {loc.pack} is missing") from None
-        return self._unpack(oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}")
-
-    def _pending(self, oid: ObjectId) -> tuple[IndexEntry, bytes] | None:
-        with self._lock:
-            for b in self._buffered():
-                e = b.entries.get(oid)
-                if e is not None:
-                    return e, b.stored_bytes(e)
-        return None
-
-    def _unpack(
-        self, oid: ObjectId, type_: ObjectType, stored: bytes, flags: int, raw_size: int, where: str
-    ) -> bytes:
-        def corrupt(why: str) -> CorruptObject:
-            return CorruptObject(f"corrupt {type_.label} {oid.hex()} in {where}: {why}")
-
-        if flags & FLAG_ZSTD:
-            try:
-                raw = self._zd.decompress(stored, max_output_size=raw_size)
-            except self._zstd_error:
-                raise corrupt("does not decompress") from None
-        else:
-            raw = stored
-        if len(raw) != raw_size:
-            raise corrupt(f"{len(raw)} bytes instead of {raw_size}")
-        if hash_object(type_, raw) != oid:
-            raise corrupt("content does not match its id")
-        return raw
+        return self._codec.unpack(
+            oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}"
+        )
 
     def get(self, oid: ObjectId) -> Structured:
-        with self._lock:
+        with self._cache_lock:
             hit = self._cache.get(oid)
             if hit is not None:
                 self._cache.move_to_end(oid)
@@ -565,7 +412,7 @@ class ObjectStore:
         if type_ == ObjectType.CHUNK:
             raise FormatError(f"object {oid.hex()} is a chunk, not a structured object")
         obj = decode(type_, raw)
-        with self._lock:
+        with self._cache_lock:
             self._cache[oid] = obj
             if len(self._cache) > _CACHE_ENTRIES:
                 self._cache.popitem(last=False)
@@ -680,7 +527,7 @@ class ObjectStore:
                     if loc.type != ObjectType.CHUNK:
                         raise CorruptObject(f"file content {oid.hex()} is a {loc.type.label}")
                     stored = data[loc.offset - lo : loc.offset - lo + loc.stored_size]
-                    content[oid] = self._unpack(
+                    content[oid] = self._codec.unpack(
                         oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {pack}"
                     )
                 start = end
@@ -698,8 +545,7 @@ class ObjectStore:
     def resolve_prefix(self, prefix: str) -> ObjectId:
         """The one id (flushed or not) starting with ``prefix``; AmbiguousId / ObjectNotFound."""
         validate_prefix(prefix)
-        with self._lock:
-            found = {o for b in self._buffered() for o in b.entries if o.hex().startswith(prefix)}
+        found = self._packs.matching(prefix)
         with contextlib.suppress(ObjectNotFound):
             found.add(self.index.resolve_prefix(prefix))
         if len(found) > 1:
@@ -710,38 +556,5 @@ class ObjectStore:
         return found.pop()
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self._packs.close()
         self.index.close()
-
-
-def _cut_blocks(f: io.RawIOBase | io.BufferedIOBase, cutter: FastCDC) -> Iterator[list[memoryview]]:
-    """Read ``f`` once, in blocks, and cut each block into content-defined chunks.
-
-    The chunks are views into the block just read (no copy per chunk), and every later step —
-    hashing, storing — sees exactly those bytes, so a file changing meanwhile cannot give a chunk
-    an id that does not match what is stored. A block's last chunk may end only because the block
-    does, so it is carried into the next block and cut again: FastCDC boundaries depend only on
-    the bytes since the previous boundary, so the result equals cutting the whole file at once.
-    """
-    carry = b""
-    eof = False
-    while not eof:
-        block = bytearray(len(carry) + _BATCH_BYTES)
-        block[: len(carry)] = carry
-        filled = len(carry)
-        with memoryview(block) as view:
-            while filled < len(block):
-                n = f.readinto(view[filled:])
-                if not n:
-                    eof = True
-                    break
-                filled += n
-        del block[filled:]
-        if not block:
-            return
-        chunks = [c.data for c in cutter.cut_buf(block)]
-        carry = b""
-        if not eof:
-            carry = bytes(chunks.pop())
-        if chunks:
-            yield chunks

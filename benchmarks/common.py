@@ -1,0 +1,361 @@
+"""Shared by every benchmark section: sizes, report rows, timed steps, file helpers, printing."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+SHARED_WORKLOAD = REPO_ROOT.parent / "shared" / "bench" / "peer_bench.py"
+MiB = 1 << 20
+BLOCK = 8 * MiB
+RUN_PY = HERE / "run.py"  # the entry point, also what runs the `_child`/`_cli`/`_setup` steps
+
+
+@dataclass(frozen=True)
+class Sizes:
+    big_file: int  # A1: throughput file
+    edit_file: int  # A2: file edited in the middle
+    insert: int  # A2: bytes inserted
+    n_small: int  # B: small files of the peer workload
+    big_mib: int  # B: MiB of each of its two large files
+    status_runs: int  # B: no-op status is run this many times (median reported)
+
+
+FULL = Sizes(1024 * MiB, 256 * MiB, MiB, 10_000, 128, 3)
+SMOKE = Sizes(32 * MiB, 16 * MiB, MiB, 300, 4, 1)
+
+
+# ---------------------------------------------------------------- report rows
+
+
+@dataclass
+class Row:
+    id: str
+    step: str
+    value: str = "-"
+    baseline: str = "-"
+    ratio: str = "-"
+    target: str = "-"
+    ok: str = "info"  # OK | MISS | info | n/a | ERROR
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MemRow:
+    id: str
+    step: str
+    peak_kib: int | None
+    above_startup_kib: int | None = None
+    data_bytes: int | None = None
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    memory: list[MemRow] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def error(self, where: str, text: str) -> None:
+        msg = f"{where}: {text.rstrip()}"
+        self.errors.append(msg)
+        print(f"ERROR in {msg}", file=sys.stderr, flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISS"
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def fmt_mib(nbytes: float) -> str:
+    return f"{nbytes / MiB:.2f} MiB"
+
+
+def fmt_kib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+_T0 = time.perf_counter()
+
+
+def progress(text: str) -> None:
+    print(f"  [{time.perf_counter() - _T0:6.1f} s] {text}", flush=True)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load_workload() -> tuple[Callable[..., None], Callable[..., None], str]:
+    """``gen`` and ``mutate`` from the shared peer benchmark, else the local copy."""
+    if SHARED_WORKLOAD.is_file():
+        spec = importlib.util.spec_from_file_location("peer_bench", SHARED_WORKLOAD)
+        if spec is not None and spec.loader is not None:
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return mod.gen, mod.mutate, str(SHARED_WORKLOAD)
+    import workload  # benchmarks/workload.py, beside this module
+
+    return workload.gen, workload.mutate, str(HERE / "workload.py")
+
+
+def sync() -> None:
+    subprocess.run(["sync"], check=False)
+
+
+def du(path: Path) -> int:
+    total = 0
+    for dp, _, fs in os.walk(path):
+        for f in fs:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dp, f)).st_size
+    return total
+
+
+def count_files(path: Path) -> int:
+    return sum(len(fs) for _, _, fs in os.walk(path))
+
+
+def warm(*paths: Path) -> None:
+    """Read files once so baseline and store both start from a warm page cache."""
+    buf = bytearray(BLOCK)
+    for root in paths:
+        files = (
+            [root] if root.is_file() else [Path(dp) / f for dp, _, fs in os.walk(root) for f in fs]
+        )
+        for p in files:
+            with open(p, "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
+
+
+def rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def same_tree(a: Path, b: Path) -> str | None:
+    """None when both trees hold the same files with the same bytes, else the first difference."""
+
+    def files(root: Path) -> set[str]:
+        return {
+            os.path.relpath(os.path.join(dp, f), root)
+            for dp, _, fs in os.walk(root)
+            for f in fs
+            if ".dsrepo" not in Path(dp).relative_to(root).parts
+        }
+
+    fa, fb = files(a), files(b)
+    if fa != fb:
+        return f"file sets differ: {sorted(fa ^ fb)[:5]}"
+    for rel in sorted(fa):
+        pa, pb = a / rel, b / rel
+        if pa.stat().st_size != pb.stat().st_size:
+            return f"{rel}: sizes differ"
+        with open(pa, "rb") as x, open(pb, "rb") as y:
+            while True:
+                ba, bb = x.read(BLOCK), y.read(BLOCK)
+                if ba != bb:
+                    return f"{rel}: contents differ"
+                if not ba:
+                    break
+    return None
+
+
+@dataclass
+class Step:
+    cmd: str
+    seconds: float
+    peak_kib: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+TIME = "/usr/bin/time"
+_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run(['/bin/sh', '-c', sys.argv[1]])\n"
+    "with open(sys.argv[2], 'w') as f:\n"
+    "    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=f)\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
+def run_step(cmd: str, cwd: Path, env: dict[str, str]) -> Step:
+    """Run ``cmd`` under /bin/sh: wall time and peak RSS (KiB) of its process tree.
+
+    The peak comes from ``/usr/bin/time -f %M`` (a small C program, so the forked shell does not
+    inherit a large parent RSS into its maximum), else from a ``python -S`` wrapper reporting its
+    children's ru_maxrss (whose own ~10 MiB then is a floor on every reading)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = os.path.join(tmp, "rss")
+        if os.access(TIME, os.X_OK):
+            argv = [TIME, "-q", "-f", "%M", "-o", rss_file, "/bin/sh", "-c", cmd]
+        else:
+            argv = [sys.executable, "-S", "-c", _WRAPPER, cmd, rss_file]
+        out, err = Path(tmp, "out"), Path(tmp, "err")
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            t0 = time.perf_counter()
+            rc = subprocess.run(argv, cwd=cwd, env=env, stdout=fo, stderr=fe).returncode
+            seconds = time.perf_counter() - t0
+        try:
+            peak = int(Path(rss_file).read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            peak = 0
+        return Step(
+            cmd,
+            seconds,
+            peak,
+            rc,
+            out.read_text(errors="replace"),
+            err.read_text(errors="replace"),
+        )
+
+
+def record_step(
+    rep: Report,
+    steps: dict[str, Any],
+    where: str,
+    cmd: str,
+    cwd: Path,
+    env: dict[str, str],
+    label: str | None = None,
+) -> Step:
+    """``sync``, then ``run_step``; its figures go into ``steps[where]``, a crash into
+    ``rep.errors`` (under ``label``, default ``where``)."""
+    sync()
+    s = run_step(cmd, cwd, env)
+    steps[where] = {
+        "cmd": cmd,
+        "seconds": s.seconds,
+        "peak_kib": s.peak_kib,
+        "rc": s.returncode,
+    }
+    if not s.ok:
+        rep.error(label or where, f"`{cmd}` exited {s.returncode}:\n{s.stderr[-3000:]}")
+    return s
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_now_kib() -> int:
+    now = _proc_status_kib("VmRSS")
+    return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS since exec. VmHWM belongs to the exec'd image; ru_maxrss would also
+    count the benchmark parent's RSS inherited through fork."""
+    hwm = _proc_status_kib("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def bench_env(work: Path) -> dict[str, str]:
+    return dict(
+        os.environ,
+        DSREPO_AUTHOR_NAME="Bench",
+        DSREPO_AUTHOR_EMAIL="bench@example.com",
+        DSREPO_CONFIG_GLOBAL=str(work / "global-config"),
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.com",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.com",
+        LC_ALL="C",
+    )
+
+
+# ---------------------------------------------------------------- output
+
+
+def table(headers: list[str], rows: list[list[str]]) -> Iterator[str]:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    yield line(headers)
+    yield "-+-".join("-" * w for w in widths)
+    for r in rows:
+        yield line(r)
+
+
+def print_report(rep: Report, header: dict[str, Any]) -> None:
+    print()
+    print("dsrepo benchmark" + (" (SMOKE sizes: not comparable)" if header["smoke"] else ""))
+    for k in ("dsrepo", "commit", "python", "cpus", "load_before", "load_after", "workdir"):
+        print(f"  {k}: {header[k]}")
+    print()
+    for ln in table(
+        ["id", "step", "dsrepo", "baseline", "ratio", "target", "ok?"],
+        [[r.id, r.step, r.value, r.baseline, r.ratio, r.target, r.ok] for r in rep.rows],
+    ):
+        print(ln)
+    print()
+    print("Peak memory (max RSS of the step's process tree)")
+    mem_rows = []
+    for m in rep.memory:
+        per = (
+            f"{m.peak_kib * 1024 / m.data_bytes:.3f}"
+            if m.peak_kib is not None and m.data_bytes
+            else "-"
+        )
+        mem_rows.append(
+            [
+                m.id,
+                m.step,
+                fmt_kib(m.peak_kib),
+                fmt_kib(m.above_startup_kib),
+                fmt_mib(m.data_bytes) if m.data_bytes else "-",
+                per,
+            ]
+        )
+    for ln in table(["id", "step", "peak RSS", "above start-up", "data", "peak/data"], mem_rows):
+        print(ln)
+    print()
+    print("Notes")
+    for n in [
+        "Warm page cache: every input is read once before its baseline and dsrepo step.",
+        "Timed write steps end with `sync` (cp -r and dsrepo alike); `sync` also runs before "
+        "each timed step.",
+        "A1 times only write_file + flush (the child's interpreter and Repository.init are not "
+        "timed); the baseline reads 8 MiB blocks into one buffer and hashes single-threaded.",
+        "Above start-up: A = RSS after imports/open; B = peak minus `dsrepo --version` peak; "
+        "D = peak minus the wrapped `--version` peak (M18).",
+        "MISS is information, not failure; the exit status is non-zero only if a step crashed.",
+        *rep.notes,
+    ]:
+        print(f"  - {n}")
+    if rep.errors:
+        print()
+        print(f"{len(rep.errors)} step(s) crashed:")
+        for e in rep.errors:
+            print(f"  - {e}")

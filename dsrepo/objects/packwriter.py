@@ -1,0 +1,257 @@
+"""The write buffer of the object store: objects gathered into packs and written in the background.
+
+New objects go to an open :class:`PackBuilder` per pack class (data chunks, metadata). When one
+reaches the pack target it is sealed and handed to a background writer thread; packs received
+whole from elsewhere (already verified by the caller) take the same path. Until a pack is recorded
+in the location index its objects are served from memory, so they are readable the moment they are
+added.
+
+Each pack is made durable in the order the format requires, each step complete before the next:
+
+1. the pack bytes (put, fsync'd by the backend);
+2. the pack index (put, fsync'd), which names and describes the pack;
+3. the location index (the local id → location cache).
+
+A reader finds an object only through an index, so an index never names a pack that is not fully
+written; a crash between steps leaves at worst an orphan pack without an index (ignored by readers)
+or a pack index the location index does not know yet (``ObjectStore.sync_index`` adds it on the
+next open). :meth:`PackWriter.flush` returns only once every pack buffered before it has gone
+through all three steps: only then may a ref point at the new objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dsrepo.objects import layout
+from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.pack import IndexEntry, PackBuilder, PackClass
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from dsrepo.objects.locindex import LocationIndex
+    from dsrepo.objects.model import ObjectType
+    from dsrepo.remotes.base import Backend
+
+DEFAULT_PACK_TARGET = 32 * 1024 * 1024
+_MAX_SEALED = 2
+"""Finished packs that may wait for the background writer (bounds memory: ~3 packs)."""
+
+
+@dataclass(slots=True)
+class WriteStats:
+    objects_written: int = 0
+    bytes_written: int = 0
+    packs_written: int = 0
+
+
+class _ReceivedPack:
+    """A verified pack received whole, waiting for a writer (readable from memory meanwhile)."""
+
+    def __init__(
+        self,
+        name: str,
+        pack_class: PackClass,
+        entries: list[IndexEntry],
+        data: bytes,
+        index_bytes: bytes,
+    ) -> None:
+        self.name = name
+        self.pack_class = pack_class
+        self.sorted_entries = entries
+        self.entries = {e.id: e for e in entries}
+        self.data = data
+        self.index_bytes = index_bytes
+
+    def stored_bytes(self, e: IndexEntry) -> bytes:
+        return self.data[e.offset : e.offset + e.stored_size]
+
+
+class PackWriter:
+    """Buffers objects into packs over ``backend`` and records written packs in ``index``.
+
+    One lock guards the builders, the sealed packs, the pending writes and the stats. It is never
+    held while waiting on a writer's future: a writer takes it to report its pack, so waiting with
+    it held would deadlock.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        index: LocationIndex,
+        *,
+        pack_target: int = DEFAULT_PACK_TARGET,
+        writers: int = 1,
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.pack_target = pack_target
+        self.stats = WriteStats()
+        self._builders: dict[PackClass, PackBuilder] = {}
+        self._sealed: list[PackBuilder | _ReceivedPack] = []
+        """Finished packs being written by the background writers; still readable from memory."""
+        self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="dsrepo-packs")
+        self._max_sealed = max(_MAX_SEALED, writers)
+        self._writes: list[Future[None]] = []
+        self._written: list[str] = []
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ lookups of buffered objects
+
+    def _buffered(self) -> list[PackBuilder | _ReceivedPack]:
+        """Open and sealed packs (objects added but not yet in the location index); the caller
+        holds the lock."""
+        return [*self._builders.values(), *self._sealed]
+
+    def contains(self, oid: bytes) -> bool:
+        with self._lock:
+            return any(oid in b.entries for b in self._buffered())
+
+    def not_buffered(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        """The subset of ``oids`` not in the buffer."""
+        wanted = set(oids)
+        with self._lock:
+            for b in self._buffered():
+                wanted -= b.entries.keys()
+        return wanted
+
+    def entry(self, oid: ObjectId) -> IndexEntry | None:
+        """A buffered object's entry (type, sizes, flags), or None if it is not buffered."""
+        with self._lock:
+            for b in self._buffered():
+                e = b.entries.get(oid)
+                if e is not None:
+                    return e
+        return None
+
+    def pending(self, oid: ObjectId) -> tuple[IndexEntry, bytes] | None:
+        """A buffered object's entry and stored (possibly compressed) bytes, or None."""
+        with self._lock:
+            for b in self._buffered():
+                e = b.entries.get(oid)
+                if e is not None:
+                    return e, b.stored_bytes(e)
+        return None
+
+    def matching(self, prefix: str) -> set[ObjectId]:
+        """The buffered ids whose hex form starts with ``prefix``."""
+        with self._lock:
+            return {o for b in self._buffered() for o in b.entries if o.hex().startswith(prefix)}
+
+    # ------------------------------------------------------------ adding
+
+    def add(
+        self,
+        oid: ObjectId,
+        type_: ObjectType,
+        stored: bytes | memoryview,
+        raw_size: int,
+        flags: int,
+    ) -> None:
+        """Buffer an object in its stored form (no-op if its open pack holds it already); seals
+        the pack when it reaches the target, then waits if too many packs wait for a writer."""
+        pack_class = PackClass.for_type(type_)
+        with self._lock:
+            builder = self._builders.get(pack_class)
+            if builder is None:
+                builder = self._builders[pack_class] = PackBuilder(pack_class)
+            if oid in builder.entries:
+                return
+            builder.add(oid, type_, stored, raw_size, flags)
+            self.stats.objects_written += 1
+            self.stats.bytes_written += len(stored)
+            if builder.size < self.pack_target:
+                return
+            self._finish(pack_class)
+        self._wait_for_writer()
+
+    def add_pack(
+        self,
+        name: str,
+        pack_class: PackClass,
+        entries: list[IndexEntry],
+        data: bytes,
+        index_bytes: bytes,
+    ) -> None:
+        """Queue a whole pack, already verified, for the writers, as is (``entries`` sorted by
+        id, ``index_bytes`` their encoding, which names the pack ``name``)."""
+        received = _ReceivedPack(name, pack_class, entries, data, index_bytes)
+        with self._lock:
+            self._sealed.append(received)
+            self._writes.append(self._writer.submit(self._write_pack, received))
+        self._wait_for_writer()
+
+    def _finish(self, pack_class: PackClass) -> None:
+        """Seal the open pack of ``pack_class`` and hand it to the background writer; the caller
+        holds the lock."""
+        builder = self._builders.pop(pack_class, None)
+        if builder is None or not builder.entries:
+            return
+        self._sealed.append(builder)
+        self._writes.append(self._writer.submit(self._write_pack, builder))
+
+    def _wait_for_writer(self) -> None:
+        """Backpressure, called without the lock held: while more than ``_MAX_SEALED`` packs
+        wait for the writer, wait for the oldest (and raise its error, if it failed)."""
+        while True:
+            with self._lock:
+                if len(self._sealed) <= self._max_sealed or not self._writes:
+                    return
+                oldest = self._writes[0]
+            oldest.result()
+            with self._lock:
+                if self._writes and self._writes[0] is oldest:
+                    self._writes.pop(0)
+
+    def _write_pack(self, pending: PackBuilder | _ReceivedPack) -> None:
+        """Pack (fsync), then index (fsync), then location index; runs on a writer thread."""
+        try:
+            if isinstance(pending, PackBuilder):
+                name, pack_parts, index_bytes, entries = pending.finish_parts()
+            else:
+                name, index_bytes = pending.name, pending.index_bytes
+                pack_parts, entries = [pending.data], pending.sorted_entries
+            self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
+            self.backend.put_if_absent(layout.index_key(name), index_bytes)
+            self.index.add_pack(name, pending.pack_class, entries)
+            with self._lock:
+                self.stats.packs_written += 1
+                self._written.append(name)
+        finally:
+            with self._lock:
+                self._sealed.remove(pending)
+
+    # ------------------------------------------------------------ ending
+
+    def flush(self) -> list[str]:
+        """Make every buffered object durable: seal the open packs, then wait until every pack
+        and its index are written (fsync'd) and recorded in the location index. Returns the
+        names of the packs written since the last flush."""
+        with self._lock:
+            for pc in list(self._builders):
+                self._finish(pc)
+            writes, self._writes = self._writes, []
+        for w in writes:
+            w.result()
+        with self._lock:
+            names, self._written = self._written, []
+        return names
+
+    def abort(self) -> None:
+        """Drop buffered objects that were never flushed (packs already sealed still land:
+        they are complete, and unreferenced objects are harmless)."""
+        with self._lock:
+            self._builders.clear()
+            writes, self._writes = self._writes, []
+        for w in writes:
+            with contextlib.suppress(Exception):  # the caller reports the original error
+                w.result()
+
+    def close(self) -> None:
+        """Wait for the writers to finish the packs already sealed, and stop them."""
+        self._writer.shutdown(wait=True)

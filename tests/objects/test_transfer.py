@@ -1,0 +1,139 @@
+"""Copying objects between two object stores (dsrepo.objects.transfer), over in-memory backends."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from dsrepo.objects import layout
+from dsrepo.objects.chunking import ChunkerParams, RepoFormat
+from dsrepo.objects.errors import CorruptObject, ObjectNotFound
+from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.locindex import LocationIndex
+from dsrepo.objects.model import ObjectType
+from dsrepo.objects.store import ObjectStore
+from dsrepo.objects.transfer import (
+    FETCH_POLICY,
+    PUSH_POLICY,
+    CopyPolicy,
+    copy_metadata,
+    copy_objects,
+)
+from dsrepo.remotes.counting import CountingBackend
+from dsrepo.remotes.memory import MemoryBackend
+
+FMT = RepoFormat(chunker=ChunkerParams())
+
+
+def make_store(pack_target: int = 1 << 20) -> tuple[ObjectStore, CountingBackend]:
+    backend = CountingBackend(MemoryBackend())
+    ObjectStore.initialize(backend, FMT)
+    return ObjectStore(backend, LocationIndex(None), FMT, pack_target=pack_target), backend
+
+
+def fill(store: ObjectStore, n: int, size: int, seed: int = 0) -> list[ObjectId]:
+    ids = [store.put_chunk(os.urandom(size)) for _ in range(n)]
+    store.flush()
+    return ids
+
+
+def test_copies_exactly_what_the_destination_lacks_and_verifies_it() -> None:
+    src, _ = make_store()
+    dst, dst_backend = make_store()
+    ids = fill(src, 50, 10_000)
+    for oid in ids[:10]:  # the destination already has some
+        dst.put_chunk(src.get_raw(oid)[1])
+    dst.flush()
+    before = dst_backend.bytes_sent
+    stats = copy_objects(src, dst, ids, policy=PUSH_POLICY)  # not all wanted: by ranges
+    assert stats.objects == 40
+    assert dst.missing(ids) == set()
+    for oid in ids:
+        assert dst.get_raw(oid)[0] == ObjectType.CHUNK  # re-hashed on read
+    assert dst_backend.bytes_sent - before < 40 * 10_000 * 1.1 + 64 * 1024
+    assert copy_objects(src, dst, ids).objects == 0  # nothing left to copy
+
+
+def test_a_pack_wanted_whole_is_kept_as_is() -> None:
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 20, 20_000)
+    (pack,) = src.pack_names()
+    stats = copy_objects(src, dst, ids, policy=FETCH_POLICY)
+    assert dst.pack_names() == {pack}  # adopted under its own name, not re-packed
+    assert stats.packs == 1 and stats.objects == 20
+
+
+def test_a_pack_wanted_in_part_is_read_by_ranges_and_repacked() -> None:
+    src, src_backend = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 40, 20_000)
+    (pack,) = src.pack_names()
+    gets_before = src_backend.requests["get"]
+    copy_objects(src, dst, ids[:5], policy=PUSH_POLICY)  # a small share: ranges
+    assert pack not in dst.pack_names()
+    assert dst.missing(ids[:5]) == set() and dst.missing(ids[5:]) == set(ids[5:])
+    assert src_backend.requests["get"] - gets_before <= 5  # coalesced, not one per object
+
+
+@pytest.mark.parametrize(("minimum", "gets"), [(0, 2), (1 << 20, 1)])
+def test_whole_pack_minimum_size(minimum: int, gets: int) -> None:
+    src, src_backend = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 4, 1000)
+    before = src_backend.requests["get"]
+    copy_objects(src, dst, ids, policy=CopyPolicy(whole_pack_share=1.0, whole_pack_min=minimum))
+    # whole: the pack and its index; too small to go whole: one range read of the records
+    assert src_backend.requests["get"] - before == gets
+    assert dst.missing(ids) == set()
+
+
+def test_a_corrupt_source_object_is_refused_and_nothing_is_kept() -> None:
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 10, 5000)
+    (pack,) = src.pack_names()
+    raw = bytearray(src.backend.get(layout.pack_key(pack)))
+    loc = src.locate(ids[3])
+    assert loc is not None
+    raw[loc.offset + 10] ^= 0x01
+    src.backend.put(layout.pack_key(pack), bytes(raw))
+    for policy in (FETCH_POLICY, PUSH_POLICY):
+        with pytest.raises(CorruptObject, match=ids[3].hex()):
+            copy_objects(src, dst, ids, policy=policy)
+        assert dst.pack_names() == set()  # flushed nothing: no ref could name a bad object
+
+
+def test_an_object_the_source_lacks_is_named() -> None:
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 3, 100)
+    ghost = ObjectId(bytes(32))
+    with pytest.raises(ObjectNotFound, match=ghost.hex()):
+        copy_objects(src, dst, [*ids, ghost])
+
+
+def test_progress_reaches_the_total_and_never_goes_back() -> None:
+    src, _ = make_store(pack_target=64 * 1024)
+    dst, _ = make_store()
+    ids = fill(src, 60, 8000)
+    seen: list[tuple[int, int]] = []
+    copy_objects(src, dst, ids, jobs=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
+
+
+def test_copy_metadata_moves_only_structured_objects() -> None:
+    from dsrepo.objects.kinds import EntryKind
+    from dsrepo.objects.model import TreeEntry
+
+    src, _ = make_store()
+    dst, _ = make_store()
+    chunk = src.put_chunk(b"data" * 100)
+    tree = src.put_tree([TreeEntry("a", EntryKind.FILE, 400, chunk)])
+    src.flush()
+    assert copy_metadata(src, dst) == 1
+    assert dst.has(tree) and not dst.has(chunk)
+    assert copy_metadata(src, dst) == 0
