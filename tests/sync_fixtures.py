@@ -22,7 +22,6 @@ import pytest
 from click.testing import CliRunner
 
 from dsrepo.cli.main import cli as cli_group
-from dsrepo.dvcs import sync
 from dsrepo.dvcs.repository import Repository
 from dsrepo.objects import layout
 from dsrepo.objects.ids import ObjectId
@@ -33,6 +32,7 @@ from dsrepo.remotes.s3 import S3Backend
 from dsrepo.remotes.s3_testserver import MotoServer
 from dsrepo.remotes.urls import S3Options
 from tests.cli.conftest import Run
+from tests.snapshots import snapshot as snapshot  # re-exported for the sync tests
 
 # ---------------------------------------------------------------- environment
 
@@ -86,7 +86,7 @@ class RemoteSpec:
         return ["--endpoint-url", self.endpoint_url] if self.endpoint_url else []
 
     def add_to(self, repo: Repository, name: str = "origin") -> None:
-        sync.add_remote(repo, name, self.url, endpoint_url=self.endpoint_url)
+        repo.remote_add(name, self.url, endpoint_url=self.endpoint_url)
 
     def backend(self) -> Backend:
         """A raw backend on the remote's keys (no retries, no validation of content)."""
@@ -242,17 +242,6 @@ def write(root: Path, rel: str, data: bytes | str) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data.encode() if isinstance(data, str) else data)
     return p
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative POSIX path → bytes), skipping ``.dsrepo``."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".dsrepo"]
-        for f in files:
-            full = Path(dirpath, f)
-            out[full.relative_to(root).as_posix()] = full.read_bytes()
-    return out
 
 
 def make_dataset(root: Path, seed: int = 1, big: int = 3 << 20) -> dict[str, bytes]:

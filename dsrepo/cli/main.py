@@ -1,94 +1,24 @@
 """The ``dsrepo`` command: parses arguments, calls the Python API, prints, maps errors to exit codes.
 
-No repository logic lives here. Every :class:`~dsrepo.errors.DsrepoError` becomes one line on
-stderr (``dsrepo: error: ...``) and its ``exit_code`` (table in docs/cli.md).
+No repository logic lives here. The click group is in ``app`` (with the mapping of every
+:class:`~dsrepo.DsrepoError` to ``dsrepo: error: ...`` and its ``exit_code``); importing
+``plumbing``, ``porcelain``, ``history`` and ``sync`` registers the commands on it; :func:`main`
+is the console script.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
-from dsrepo.errors import DsrepoError
+from dsrepo import environment
+from dsrepo.cli import history, plumbing, porcelain, sync
+from dsrepo.cli.app import cli
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["INTERNAL_ERROR", "cli", "history", "main", "plumbing", "porcelain", "sync"]
 
 INTERNAL_ERROR = 70
-
-
-class State:
-    def __init__(self) -> None:
-        self.quiet = False
-        self.args: list[str] = []  # the subcommand's arguments as given (click drops "--")
-
-
-def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.ensure_object(State).quiet = True
-
-
-quiet_option = click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    expose_value=False,
-    callback=_set_quiet,
-    is_eager=True,
-    help="No progress output.",
-)
-
-
-def is_quiet() -> bool:
-    ctx = click.get_current_context()
-    return ctx.ensure_object(State).quiet
-
-
-def paths_after_dashdash() -> list[str]:
-    """The arguments after ``--`` given to the running subcommand (not ``sys.argv``, so it also
-    works when the CLI is invoked programmatically)."""
-    args = click.get_current_context().ensure_object(State).args
-    return args[args.index("--") + 1 :] if "--" in args else []
-
-
-class DsrepoGroup(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        ctx.ensure_object(State).args = list(ctx.args)
-        try:
-            return super().invoke(ctx)
-        except DsrepoError as exc:
-            message = str(exc)
-            first, _, rest = message.partition("\n")
-            click.echo(f"dsrepo: error: {first}", err=True)
-            if rest:
-                click.echo(rest, err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("dsrepo: interrupted", err=True)
-            ctx.exit(130)
-        except BrokenPipeError:
-            ctx.exit(0)
-
-    def command(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> Callable[[Callable[..., Any]], click.Command]:
-        """Every subcommand also accepts ``-q``."""
-        decorator = super().command(*args, **kwargs)
-
-        def wrap(f: Callable[..., Any]) -> click.Command:
-            command: click.Command = decorator(quiet_option(f))
-            return command
-
-        return wrap
-
-
-@click.group(cls=DsrepoGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dsrepo")
-@quiet_option
-def cli() -> None:
-    """dsrepo: version control for datasets."""
 
 
 def main() -> None:
@@ -97,13 +27,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
-        import os
         import traceback
 
-        if os.environ.get("DSREPO_DEBUG"):
+        if environment.debug():
             traceback.print_exc()
         click.echo(f"dsrepo: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(INTERNAL_ERROR)
-
-
-from dsrepo.cli import plumbing, porcelain  # noqa: E402,F401  (registers the commands)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from dsrepo.objects.model import Signature
+from dsrepo import environment
+
+if TYPE_CHECKING:
+    from dsrepo import ObjectId, Signature
 
 
 class Progress:
@@ -14,13 +19,9 @@ class Progress:
     terminal (or DSREPO_PROGRESS=1), and always silent with ``-q``."""
 
     def __init__(self, label: str, quiet: bool, unit: str = "B") -> None:
-        import os
-
         self.label = label
         self.unit = unit
-        self.enabled = not quiet and (
-            sys.stderr.isatty() or os.environ.get("DSREPO_PROGRESS") == "1"
-        )
+        self.enabled = not quiet and (sys.stderr.isatty() or environment.force_progress())
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = False
@@ -64,3 +65,15 @@ def human(n: int, unit: str = "B") -> str:
 def format_date(sig: Signature) -> str:
     tz = timezone(timedelta(minutes=sig.tz_minutes))
     return datetime.fromtimestamp(sig.time, tz).strftime("%a %b %d %H:%M:%S %Y ") + sig.format_tz()
+
+
+def short(oid: ObjectId | None) -> str:
+    """An id as commands print it: its first 12 hex characters."""
+    return "(none)" if oid is None else oid.hex()[:12]
+
+
+def write_stdout(chunks: Iterable[bytes]) -> None:
+    """Write a file's content, chunk by chunk as :meth:`dsrepo.Repository.read_file` yields it,
+    to stdout."""
+    for chunk in chunks:
+        sys.stdout.buffer.write(chunk)

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 
 import click
 
-from dsrepo.cli.main import cli, is_quiet
-from dsrepo.cli.output import Progress, human
-from dsrepo.dvcs.errors import IntegrityError, UnknownRevision
-from dsrepo.dvcs.repository import Repository
-from dsrepo.dvcs.revisions import resolve
-from dsrepo.objects.errors import ObjectNotFound
-from dsrepo.objects.ids import from_hex
-from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.model import Commit, Manifest, ObjectType, Tag, Tree, TreeEntry
-
-
-def open_repo() -> Repository:
-    return Repository.open(".")
+from dsrepo import (
+    Commit,
+    EntryKind,
+    FileRef,
+    IntegrityError,
+    Manifest,
+    ObjectId,
+    Repository,
+    Tag,
+    Tree,
+    TreeEntry,
+)
+from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.output import Progress, human, write_stdout
 
 
 @cli.command("hash-object")
@@ -27,31 +29,17 @@ def open_repo() -> Repository:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 def hash_object(write: bool, files: tuple[str, ...]) -> None:
     """Print the content id (BLAKE3) of FILE(s); with -w also store them."""
-    from dsrepo.dvcs.worktree import hash_file
+    from dsrepo import hash_bytes, hash_file
 
     repo = open_repo() if write else None
-    for f in files:
-        if f == "-":
-            data = sys.stdin.buffer.read()
-            if repo is not None:
-                ref = repo.store.write_bytes(data)
-            else:
-                from dsrepo.objects.ids import hash_data
-
-                click.echo(hash_data(data).hex())
-                continue
-        elif repo is not None:
-            ref = repo.store.write_file(f)
-        else:
-            from dsrepo.objects.errors import FileReadError
-
-            try:
-                ref = hash_file(f, 0)
-            except OSError as exc:
-                raise FileReadError(f"cannot read {f}: {exc.strerror or exc}") from None
-        click.echo(ref.content_id.hex())
+    sources = (sys.stdin.buffer.read() if f == "-" else f for f in files)
+    refs: Iterator[FileRef]
     if repo is not None:
-        repo.store.flush()
+        refs = repo.hash_objects(sources, write=True)
+    else:
+        refs = (hash_bytes(s) if isinstance(s, bytes) else hash_file(s) for s in sources)
+    for ref in refs:
+        click.echo(ref.content_id.hex())
 
 
 def _entry_line(e: TreeEntry, path: str, long: bool) -> str:
@@ -65,8 +53,7 @@ def _entry_line(e: TreeEntry, path: str, long: bool) -> str:
     return f"{kind} {e.id.hex()}{size}\t{path}"
 
 
-def _pretty(repo: Repository, type_: ObjectType, oid: bytes) -> str:
-    obj = repo.store.get(from_hex(oid.hex()))
+def _pretty(obj: Commit | Tag | Tree | Manifest) -> str:
     if isinstance(obj, Commit):
         lines = [f"tree {obj.tree.hex()}"] + [f"parent {p.hex()}" for p in obj.parents]
         for role, s in (("author", obj.author), ("committer", obj.committer)):
@@ -84,10 +71,16 @@ def _pretty(repo: Repository, type_: ObjectType, oid: bytes) -> str:
         if obj.shards:
             return "".join(f"shard {r.id.hex()} {r.count:>8} {r.first_name}\n" for r in obj.shards)
         return "".join(_entry_line(e, e.name, True) + "\n" for e in obj.entries)
-    if isinstance(obj, Manifest):
-        head = f"content {obj.content_id.hex()}\nsize {obj.size}\n"
-        return head + "".join(f"chunk {c.hex()} {n}\n" for c, n in obj.chunks)
-    raise AssertionError(type_)
+    head = f"content {obj.content_id.hex()}\nsize {obj.size}\n"
+    return head + "".join(f"chunk {c.hex()} {n}\n" for c, n in obj.chunks)
+
+
+def _print_object(repo: Repository, oid: ObjectId) -> None:
+    obj = repo.get_object(oid)
+    if isinstance(obj, bytes):  # a chunk
+        sys.stdout.buffer.write(obj)
+    else:
+        click.echo(_pretty(obj), nl=False)
 
 
 @cli.command("cat-file")
@@ -100,26 +93,17 @@ def cat_file(show_type: bool, show_size: bool, pretty: bool, rev: str) -> None:
     if sum((show_type, show_size, pretty)) != 1:
         raise click.UsageError("give exactly one of -t, -s, -p")
     repo = open_repo()
-    r = resolve(repo, rev)
-    if r.entry is not None and r.entry.kind != EntryKind.TREE:
-        type_label, size = "file", r.entry.size
-        if pretty:
-            from dsrepo.dvcs.checkout import prefetch
-
-            prefetch(repo, [r.entry])
-            for chunk in repo.store.read_chunks(r.entry):
-                sys.stdout.buffer.write(chunk)
-            return
+    r = repo.resolve(rev)
+    file = r.entry if r.entry is not None and r.entry.kind != EntryKind.TREE else None
+    if pretty:
+        if file is not None:
+            write_stdout(repo.read_file(file))
+        else:
+            _print_object(repo, r.id)
+    elif show_type:
+        click.echo("file" if file is not None else r.type.label)
     else:
-        type_ = repo.store.object_type(r.id)
-        type_label, size = type_.label, repo.store.object_size(r.id)
-        if pretty:
-            if type_ == ObjectType.CHUNK:
-                sys.stdout.buffer.write(repo.store.get_raw(r.id)[1])
-            else:
-                click.echo(_pretty(repo, type_, r.id), nl=False)
-            return
-    click.echo(type_label if show_type else str(size))
+        click.echo(str(file.size if file is not None else repo.object_size(r.id)))
 
 
 @cli.command("ls-tree")
@@ -129,17 +113,8 @@ def cat_file(show_type: bool, show_size: bool, pretty: bool, rev: str) -> None:
 @click.argument("path", required=False)
 def ls_tree(recursive: bool, long: bool, rev: str, path: str | None) -> None:
     """List the entries of the tree of REV (optionally under PATH)."""
-    from dsrepo.dvcs.revisions import resolve_tree
-
-    repo = open_repo()
-    tree = resolve_tree(repo, f"{rev}:{path}" if path else rev)
-    prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
-    if recursive:
-        for p, e in sorted(repo.walk_tree(tree, prefix)):
-            click.echo(_entry_line(e, p, long))
-    else:
-        for e in repo.store.tree_entries(tree):
-            click.echo(_entry_line(e, prefix + e.name, long))
+    for p, e in open_repo().ls_tree(rev, path, recursive=recursive):
+        click.echo(_entry_line(e, p, long))
 
 
 @cli.command("rev-parse")
@@ -148,7 +123,7 @@ def rev_parse(revs: tuple[str, ...]) -> None:
     """Print the full object id each revision names."""
     repo = open_repo()
     for rev in revs:
-        click.echo(resolve(repo, rev).id.hex())
+        click.echo(repo.resolve(rev).id.hex())
 
 
 @cli.command("update-ref")
@@ -165,41 +140,20 @@ def update_ref(delete: bool, message: str, name: str, new: str | None, old: str 
     OLD may be 64 zeros (or empty) to require that the ref does not exist yet. Without OLD the
     update still cannot interleave with another writer.
     """
-    from dsrepo.dvcs.refnames import check_refname
-    from dsrepo.dvcs.refs import ZERO
-
     repo = open_repo()
-    if name != "HEAD":
-        check_refname(name)
-    else:  # like git: HEAD on a branch means that branch
-        name = repo.refs.follow("HEAD")[0]
-    who = repo.reflog_identity()
     if delete:
-        current = repo.refs.resolve(name)
-        if current is None:
-            raise UnknownRevision(f"ref {name} does not exist")
-        expected = resolve(repo, new).id if new else current
-        repo.refs.update(name, None, expected, who=who, message=message)
+        repo.update_ref(name, None, old=new, message=message)
         return
     if new is None:
         raise click.UsageError("NEW is required")
-    target = resolve(repo, new).id
-    if not repo.store.has(target):
-        raise ObjectNotFound(f"object {target.hex()} not found")
-    if old is None:
-        repo.refs.update(name, target, None, who=who, message=message, check_old=False)
-    else:
-        old_id = None if old in ("", ZERO) else resolve(repo, old).id
-        repo.refs.update(name, target, old_id, who=who, message=message)
+    repo.update_ref(name, new, old, check_old=old is not None, message=message)
 
 
 @cli.command("count-objects")
 @click.option("-v", "verbose", is_flag=True, help="Show every figure.")
 def count_objects_cmd(verbose: bool) -> None:
     """Count objects and the bytes their packs take."""
-    from dsrepo.dvcs.fsck import count_objects
-
-    c = count_objects(open_repo())
+    c = open_repo().count_objects()
     if verbose:
         click.echo(
             f"count: {c.objects}\ndata-objects: {c.data_objects}\nmeta-objects: {c.meta_objects}\n"
@@ -212,12 +166,12 @@ def count_objects_cmd(verbose: bool) -> None:
 @cli.command("fsck")
 def fsck_cmd() -> None:
     """Verify every object's hash and encoding, and that everything referenced exists."""
-    from dsrepo.dvcs.fsck import fsck
-
     repo = open_repo()
     progress = Progress("checking packs", is_quiet(), unit="packs")
-    report = fsck(repo, progress)
-    progress.close()
+    try:
+        report = repo.fsck(progress)
+    finally:
+        progress.close()
     for p in report.problems:
         click.echo(p, err=True)
     for name in report.orphan_packs:

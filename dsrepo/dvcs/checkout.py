@@ -10,7 +10,6 @@ work is listed and nothing is written unless ``force``.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs.mergestate import merge_heads_in_progress
+from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
+from dsrepo.dvcs.promisor import ensure_present, promisor_remote
+from dsrepo.dvcs.reachability import chunk_ids
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
 from dsrepo.dvcs.revisions import resolve_commit
 from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
@@ -39,15 +42,6 @@ class CheckoutResult:
     removed: list[str] = field(default_factory=list)
     kept: int = 0
     bytes_written: int = 0
-
-
-def match_only(patterns: Sequence[str] | None) -> Callable[[str], bool]:
-    if not patterns:
-        return lambda _p: True
-    import pathspec
-
-    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
-    return lambda p: spec.match_file(p) or any(fnmatch.fnmatchcase(p, g) for g in patterns)
 
 
 def _write_entries(
@@ -312,10 +306,8 @@ def _staged_as(index: StagingIndex, path: str, entry: TreeEntry | None) -> bool:
 
 def prefetch(repo: Repository, entries: Sequence[TreeEntry]) -> None:
     """In a partial clone, fetch the chunks these entries need in one batch before writing."""
-    if not repo.config.get("core.promisor"):
+    if not promisor_remote(repo):
         return
-    from dsrepo.dvcs.sync import chunk_ids, ensure_present
-
     ensure_present(repo, chunk_ids(repo, entries))
 
 
@@ -355,8 +347,6 @@ def checkout(
     progress: Progress | None = None,
 ) -> CheckoutResult:
     """``checkout BRANCH`` switches branches; any other revision detaches HEAD."""
-    from dsrepo.dvcs.merging import merge_heads_in_progress
-
     if merge_heads_in_progress(repo) and not force:
         raise WouldOverwrite("a merge is in progress; commit it or run 'dsrepo merge --abort'")
     branch = None

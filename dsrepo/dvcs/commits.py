@@ -17,6 +17,7 @@ from dsrepo.dvcs.errors import (
     StateError,
     UnknownRevision,
 )
+from dsrepo.dvcs.mergestate import clear_merge_state, merge_heads_in_progress
 from dsrepo.dvcs.refnames import HEADS, TAGS, branch_ref, shorten, tag_ref
 from dsrepo.dvcs.revisions import resolve, resolve_commit
 from dsrepo.objects.ids import ObjectId
@@ -95,8 +96,6 @@ def commit(
     if not message.strip():
         raise RepositoryError("empty commit message; give one with -m")
     author = repo.identity()
-    from dsrepo.dvcs.merging import clear_merge_state, merge_heads_in_progress
-
     if all_tracked:
         modified, deleted, _ = wt.changes()
         if modified or deleted:

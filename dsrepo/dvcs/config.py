@@ -6,10 +6,10 @@ Credentials never belong here: S3 settings use the AWS conventions (environment,
 from __future__ import annotations
 
 import configparser
-import os
 import re
 from pathlib import Path
 
+from dsrepo import environment
 from dsrepo.dvcs.errors import ConfigError
 from dsrepo.dvcs.fsutil import atomic_write
 
@@ -18,11 +18,7 @@ _SECRET_WORDS = ("secret", "password", "token", "access_key", "accesskey")
 
 
 def global_config_path() -> Path:
-    env = os.environ.get("DSREPO_CONFIG_GLOBAL")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "dsrepo" / "config"
+    return environment.global_config_path()
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -103,6 +99,11 @@ class ConfigFile:
         self.parser.write(buf)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, buf.getvalue().encode("utf-8"))
+
+
+def user_config() -> ConfigFile:
+    """The user-level configuration file (``dsrepo config --global``)."""
+    return ConfigFile(global_config_path())
 
 
 class Config:

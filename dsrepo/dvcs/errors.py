@@ -73,3 +73,41 @@ class IntegrityError(RepositoryError):
     """fsck found problems."""
 
     exit_code = 7
+
+
+class RemoteError(RepositoryError):
+    """A remote cannot be used: unreachable, not a dsrepo remote, or its history is damaged."""
+
+    exit_code = 8
+
+
+class RemoteNotFound(RepositoryError):
+    """No remote of that name is configured."""
+
+    exit_code = 2
+
+
+class RemoteExists(RepositoryError):
+    exit_code = 5
+
+
+class PushRejected(RepositoryError):
+    """A push left at least one ref unchanged; subclasses say why (one class per reason)."""
+
+    exit_code = 5
+
+
+class NonFastForward(PushRejected):
+    """The remote ref is not an ancestor of what was pushed (merge first, or force)."""
+
+
+class FetchFirst(PushRejected):
+    """The remote ref names commits this repository does not have."""
+
+
+class RemoteRefChanged(PushRejected):
+    """The remote ref moved between reading it and the compare-and-swap (a concurrent push)."""
+
+
+class TagExists(PushRejected):
+    """The remote already has a different tag of that name."""

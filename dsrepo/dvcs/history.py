@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.graph import topo_order
-from dsrepo.dvcs.revisions import resolve_commit, resolve_tree
+from dsrepo.dvcs.refnames import TAGS, shorten
+from dsrepo.dvcs.revisions import peel, resolve_commit, resolve_tree
+from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.model import Commit, TreeEntry
+from dsrepo.objects.model import Commit, ObjectType, TreeEntry
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
@@ -274,4 +277,24 @@ def ls_files(
             continue
         chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
         out.append(FileInfo(p, e.kind, e.size, e.id, chunks))
+    return out
+
+
+def decorations(repo: Repository) -> dict[ObjectId, list[str]]:
+    """Ref names by the commit they point to, as ``log`` shows them (``HEAD -> main``,
+    ``tag: v1``, ``origin/main``); annotated tags are peeled to their commits."""
+    out: dict[ObjectId, list[str]] = {}
+    head = repo.head_commit()
+    branch = repo.head_branch()
+    for name, oid in repo.refs.list("refs/").items():
+        label = shorten(name)
+        if name == branch:
+            label = f"HEAD -> {label}"
+        if name.startswith(TAGS):
+            label = f"tag: {label}"
+            with contextlib.suppress(DsrepoError):
+                oid = peel(repo, oid, ObjectType.COMMIT)
+        out.setdefault(oid, []).append(label)
+    if branch is None and head is not None:
+        out.setdefault(head, []).insert(0, "HEAD")
     return out

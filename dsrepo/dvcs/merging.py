@@ -8,6 +8,7 @@ copy with the merge recorded in ``.dsrepo/MERGE_HEAD``; ``commit`` finishes it, 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from dsrepo.dvcs.checkout import apply_files, dirty_paths
 from dsrepo.dvcs.commits import write_tree
 from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
-from dsrepo.dvcs.fsutil import atomic_write
 from dsrepo.dvcs.graph import is_ancestor, merge_bases
 from dsrepo.dvcs.merge import PathConflict, Strategy, merge_snapshots
+from dsrepo.dvcs.mergestate import clear_merge_state, merge_heads_in_progress, record_merge
 from dsrepo.dvcs.refnames import shorten
 from dsrepo.dvcs.revisions import resolve_commit
 from dsrepo.objects.ids import ObjectId, from_hex
@@ -27,30 +28,24 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
     from dsrepo.dvcs.worktree import Worktree
 
-MERGE_HEAD = "MERGE_HEAD"
-MERGE_MSG = "MERGE_MSG"
 ORIG_HEAD = "ORIG_HEAD"
+
+
+class MergeKind(enum.StrEnum):
+    UP_TO_DATE = "up-to-date"
+    FAST_FORWARD = "fast-forward"
+    MERGED = "merged"
+    STAGED = "staged"
+    """``--no-commit``: the merged files are written, the merge waits for ``commit``."""
 
 
 @dataclass
 class MergeOutcome:
-    kind: str  # "up-to-date", "fast-forward", "merged", "staged" (--no-commit)
+    kind: MergeKind
     commit: ObjectId | None
     bases: list[ObjectId] = field(default_factory=list)
     resolved: tuple[PathConflict[TreeEntry], ...] = ()
     changed: int = 0
-
-
-def merge_heads_in_progress(repo: Repository) -> list[ObjectId]:
-    path = repo.dsdir / MERGE_HEAD
-    if not path.exists():
-        return []
-    return [from_hex(line.strip()) for line in path.read_text().splitlines() if line.strip()]
-
-
-def clear_merge_state(repo: Repository) -> None:
-    for name in (MERGE_HEAD, MERGE_MSG):
-        (repo.dsdir / name).unlink(missing_ok=True)
 
 
 def describe_conflicts(conflicts: Sequence[PathConflict[TreeEntry]], labels: Sequence[str]) -> str:
@@ -89,7 +84,7 @@ def merge(
     if head is not None:
         others = [o for o in others if not is_ancestor(repo.parents_of, o.hex(), head.hex())]
     if not others:
-        return MergeOutcome("up-to-date", head)
+        return MergeOutcome(MergeKind.UP_TO_DATE, head)
     identity = repo.identity() if not no_commit else None
     head_files = repo.flatten(repo.commit_tree(head))
     dirty = dirty_paths(repo, wt, head_files)
@@ -112,7 +107,7 @@ def merge(
         )
         repo.update_head(target, head, f"merge {revs[0]}: Fast-forward")
         return MergeOutcome(
-            "fast-forward", target, changed=len(result.written) + len(result.removed)
+            MergeKind.FAST_FORWARD, target, changed=len(result.written) + len(result.removed)
         )
     heads = ([head] if head is not None else []) + others
     bases = [from_hex(h) for h in merge_bases(repo.parents_of, [h.hex() for h in heads])]
@@ -141,9 +136,8 @@ def merge(
     if no_commit:
         store.flush()
         apply_files(repo, wt, head_files, outcome.merged, commit=None, force=False)
-        atomic_write(repo.dsdir / MERGE_HEAD, "".join(f"{o.hex()}\n" for o in others).encode())
-        atomic_write(repo.dsdir / MERGE_MSG, msg.encode())
-        return MergeOutcome("staged", None, bases, outcome.resolved)
+        record_merge(repo, others, msg)
+        return MergeOutcome(MergeKind.STAGED, None, bases, outcome.resolved)
     assert identity is not None
     meta: dict[str, Any] = dict(metadata or {})
     if strategy is not None:
@@ -162,7 +156,11 @@ def merge(
     applied = apply_files(repo, wt, head_files, outcome.merged, commit=cid, force=False)
     repo.update_head(cid, head, f"merge {names}")
     return MergeOutcome(
-        "merged", cid, bases, outcome.resolved, changed=len(applied.written) + len(applied.removed)
+        MergeKind.MERGED,
+        cid,
+        bases,
+        outcome.resolved,
+        changed=len(applied.written) + len(applied.removed),
     )
 
 

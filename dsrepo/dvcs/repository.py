@@ -1,24 +1,25 @@
-"""A repository: an object store plus a ref store, in a ``.dsrepo`` folder beside a working copy.
+"""The Python API: :class:`Repository`, a bare repository (objects and refs) with a working copy
+and configuration in a ``.dsrepo`` folder beside it.
 
-This module holds the core (creating, opening, identity, tree walking). Each porcelain verb lives
-in a module named after it (``worktree``, ``commits``, ``checkout``, ``history``, ``merging``,
-``sync``); :class:`Repository` exposes them as methods so ``from dsrepo import Repository`` is
-the whole Python API.
+Every CLI verb is a method here, with typed results; the logic of each lives in a module named
+after it (``worktree``, ``commits``, ``checkout``, ``history``, ``merging``, ``push``, ``fetch``,
+``pull``, ``clone``, ``getcache``, ``fsck``...), so ``from dsrepo import Repository`` is the
+whole API. Long operations take ``progress``, a callable given (done, total) bytes.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsrepo.dvcs import identity
+from dsrepo.dvcs.bare import BareRepository
 from dsrepo.dvcs.config import Config
 from dsrepo.dvcs.errors import (
     AlreadyARepository,
-    MissingIdentity,
     NotARepository,
     PathError,
     RepositoryError,
@@ -26,7 +27,7 @@ from dsrepo.dvcs.errors import (
 from dsrepo.dvcs.refs import HEAD, RefStore
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import FormatError
-from dsrepo.objects.ids import ObjectId, from_hex
+from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import Signature, TreeEntry
@@ -36,37 +37,43 @@ from dsrepo.remotes.directory import DirectoryBackend
 if TYPE_CHECKING:
     from dsrepo.dvcs.checkout import CheckoutResult
     from dsrepo.dvcs.commits import BranchInfo, CommitInfo, TagInfo
+    from dsrepo.dvcs.fetch import FetchResult
+    from dsrepo.dvcs.fsck import FsckReport
     from dsrepo.dvcs.history import DiffResult, FileInfo, LogEntry
     from dsrepo.dvcs.merge import Strategy
     from dsrepo.dvcs.merging import MergeOutcome
+    from dsrepo.dvcs.push import PushResult
+    from dsrepo.dvcs.remote_config import RemoteSpec
+    from dsrepo.dvcs.revisions import Resolved
     from dsrepo.dvcs.worktree import AddResult, Status, Worktree
+    from dsrepo.objects.packcheck import ObjectCounts
+    from dsrepo.objects.store import FileRef
+    from dsrepo.remotes.urls import S3Options
 
 DSDIR = ".dsrepo"
 DEFAULT_BRANCH = "main"
+Progress = Callable[[int, int], None]
 
 
-def _local_tz_minutes(ts: float) -> int:
-    lt = time.localtime(ts)
-    return (lt.tm_gmtoff or 0) // 60
+def _patterns(only: Sequence[str] | str | None) -> list[str] | None:
+    return [only] if isinstance(only, str) else list(only) if only else None
 
 
-class Repository:
-    """A dataset repository. Create with :meth:`init`, open with :meth:`open`."""
+class Repository(BareRepository):
+    """A dataset repository. Create with :meth:`init` or :meth:`clone`, open with :meth:`open`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.dsdir = root / DSDIR
-        self.backend = DirectoryBackend(self.dsdir)
+        backend = DirectoryBackend(self.dsdir)
         try:
-            fmt = ObjectStore.read_format(self.backend)
+            fmt = ObjectStore.read_format(backend)
         except FormatError as exc:
             raise NotARepository(f"{self.dsdir} is not a usable repository: {exc}") from None
         (self.dsdir / "cache").mkdir(exist_ok=True)
-        self.store = ObjectStore(
-            self.backend, LocationIndex(self.dsdir / "cache" / "objects.sqlite"), fmt
-        )
-        self.store.sync_index()
-        self.refs = RefStore(self.backend, self.dsdir / "logs")
+        store = ObjectStore(backend, LocationIndex(self.dsdir / "cache" / "objects.sqlite"), fmt)
+        store.sync_index()
+        super().__init__(backend, store, RefStore(backend, self.dsdir / "logs"))
         self.config = Config(self.dsdir / "config")
 
     # ------------------------------------------------------------ lifecycle
@@ -92,8 +99,7 @@ class Repository:
         for sub in ("packs", "refs/heads", "refs/tags", "logs", "cache"):
             (dsdir / sub).mkdir(parents=True, exist_ok=True)
         fmt = RepoFormat(chunker=(chunker or ChunkerParams()).validate())
-        if not backend.put_if_absent("HEAD", f"ref: {ref}\n".encode()):
-            pass
+        backend.put_if_absent("HEAD", f"ref: {ref}\n".encode())
         ObjectStore.initialize(backend, fmt)
         return cls(root)
 
@@ -106,39 +112,74 @@ class Repository:
                 return cls(candidate)
         raise NotARepository(f"not a dsrepo repository (or any parent up to /): {start}")
 
-    def close(self) -> None:
-        self.store.close()
-        self.backend.close()
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        branch: str | None = None,
+        only: Sequence[str] | str | None = None,
+        s3: S3Options | None = None,
+        jobs: int = 8,
+        progress: Progress | None = None,
+    ) -> Repository:
+        """Copy the remote at ``url`` into a new repository (default folder: the URL's last
+        component). ``only``: a partial clone, other files' data fetched on demand."""
+        from dsrepo.dvcs.clone import clone
 
-    def __enter__(self) -> Repository:
-        return self
+        return clone(
+            cls,
+            url,
+            None if directory is None else Path(directory),
+            branch=branch,
+            only=_patterns(only),
+            s3=s3,
+            jobs=jobs,
+            progress=progress,
+        )
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @classmethod
+    def get(
+        cls,
+        url: str,
+        into: str | os.PathLike[str],
+        *,
+        rev: str | None = None,
+        only: Sequence[str] | str | None = None,
+        s3: S3Options | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> CheckoutResult:
+        """Materialize version ``rev`` (a branch, tag or full id; default ``main``) of the remote
+        at ``url`` into ``into``, through the user-level cache (nothing downloaded twice)."""
+        from dsrepo.dvcs.getcache import get
+
+        def open_cache(root: Path) -> Repository:
+            try:
+                return cls.open(root, search_parents=False)
+            except NotARepository:
+                return cls.init(root)
+
+        return get(
+            open_cache,
+            url,
+            Path(into),
+            rev=rev,
+            only=_patterns(only),
+            s3=s3,
+            force=force,
+            progress=progress,
+        )
 
     # ------------------------------------------------------------ identity and HEAD
 
     def identity(self) -> Signature:
         """The author for new commits: $DSREPO_AUTHOR_NAME/_EMAIL, else user.name/user.email."""
-        name = os.environ.get("DSREPO_AUTHOR_NAME") or self.config.get("user.name")
-        email = os.environ.get("DSREPO_AUTHOR_EMAIL") or self.config.get("user.email")
-        if not name or not email:
-            raise MissingIdentity(
-                "author identity unknown: run dsrepo config --global user.name 'Your Name' and "
-                "dsrepo config --global user.email you@example.com (or set DSREPO_AUTHOR_NAME/EMAIL)"
-            )
-        stamp = os.environ.get("DSREPO_AUTHOR_DATE")
-        ts = int(stamp) if stamp and stamp.lstrip("-").isdigit() else int(time.time())
-        return Signature(name, email, ts, _local_tz_minutes(ts))
+        return identity.author(self.config)
 
     def reflog_identity(self) -> Signature:
-        try:
-            return self.identity()
-        except MissingIdentity:
-            ts = int(time.time())
-            return Signature(
-                os.environ.get("USER", "unknown"), "unknown", ts, _local_tz_minutes(ts)
-            )
+        return identity.reflog_signature(self.config)
 
     def head_branch(self) -> str | None:
         """The full ref name HEAD points to (``refs/heads/x``), or None when detached."""
@@ -160,46 +201,7 @@ class Repository:
         self.refs.update(branch, new, old, who=who, message=message)
         self.refs.log_for_branch_via_head(branch, old, new, who, message)
 
-    # ------------------------------------------------------------ trees
-
-    def lookup_path(self, tree: ObjectId, path: str) -> TreeEntry | None:
-        entry: TreeEntry | None = None
-        current: ObjectId | None = tree
-        for part in path.strip("/").split("/"):
-            if current is None:
-                return None
-            entry = next((e for e in self.store.tree_entries(current) if e.name == part), None)
-            if entry is None:
-                return None
-            current = entry.id if entry.kind == EntryKind.TREE else None
-        return entry
-
-    def walk_tree(self, tree: ObjectId, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
-        """Every non-tree entry below ``tree`` as (path, entry), depth first."""
-        stack: list[tuple[str, ObjectId]] = [(prefix, tree)]
-        while stack:
-            base, tid = stack.pop()
-            entries = self.store.tree_entries(tid)
-            subtrees = []
-            for e in entries:
-                path = f"{base}{e.name}"
-                if e.kind == EntryKind.TREE:
-                    subtrees.append((path + "/", e.id))
-                else:
-                    yield path, e
-            stack.extend(reversed(subtrees))
-
-    def flatten(self, tree: ObjectId | None) -> dict[str, TreeEntry]:
-        return {} if tree is None else dict(self.walk_tree(tree))
-
-    def commit_tree(self, commit: ObjectId | None) -> ObjectId | None:
-        return None if commit is None else self.store.get_commit(commit).tree
-
-    def parents_of(self, commit_hex: str) -> tuple[str, ...]:
-        """Parents of a commit, as hex ids (the form dsrepo.dvcs.graph works in)."""
-        return tuple(p.hex() for p in self.store.get_commit(from_hex(commit_hex)).parents)
-
-    # ------------------------------------------------------------ the porcelain API
+    # ------------------------------------------------------------ the working copy
 
     @property
     def worktree(self) -> Worktree:
@@ -210,18 +212,41 @@ class Repository:
             wt = self.__dict__["_worktree"] = Worktree(self)
         return wt
 
-    def add(self, *paths: str, cwd: Path | None = None) -> AddResult:
-        """Stage files (directories recursively; ``"."`` for everything)."""
-        return self.worktree.add(paths or (".",), cwd or self.root)
+    def add(
+        self, *paths: str, cwd: Path | None = None, progress: Progress | None = None
+    ) -> AddResult:
+        """Stage files (directories recursively; ``"."`` for everything). Paths are relative to
+        ``cwd`` (default: the repository root)."""
+        return self.worktree.add(paths or (".",), cwd or self.root, progress=progress)
 
-    def rm(self, *paths: str, cached: bool = False, force: bool = False) -> list[str]:
-        return self.worktree.rm(paths, self.root, cached=cached, force=force)
+    def rm(
+        self, *paths: str, cached: bool = False, force: bool = False, cwd: Path | None = None
+    ) -> list[str]:
+        """Unstage paths and (unless ``cached``) delete them; returns the paths removed."""
+        return self.worktree.rm(paths, cwd or self.root, cached=cached, force=force)
 
-    def mv(self, src: str, dst: str, force: bool = False) -> list[tuple[str, str]]:
-        return self.worktree.mv(src, dst, self.root, force=force)
+    def mv(
+        self, src: str, dst: str, force: bool = False, cwd: Path | None = None
+    ) -> list[tuple[str, str]]:
+        return self.worktree.mv(src, dst, cwd or self.root, force=force)
 
     def status(self) -> Status:
         return self.worktree.status()
+
+    def restore(
+        self,
+        *paths: str,
+        source: str | None = None,
+        staged: bool = False,
+        cwd: Path | None = None,
+    ) -> list[str]:
+        """Bring paths back from ``source`` (default: the staging area; with ``staged``: HEAD
+        into the staging area). Returns the paths restored."""
+        from dsrepo.dvcs.checkout import restore
+
+        return restore(self, self.worktree, paths, source=source, staged=staged, cwd=cwd)
+
+    # ------------------------------------------------------------ versions, tags, branches
 
     def commit(
         self,
@@ -245,6 +270,7 @@ class Repository:
     def tag(
         self, name: str, rev: str = "HEAD", message: str | None = None, force: bool = False
     ) -> TagInfo:
+        """A tag (annotated when ``message`` is given); ``force`` moves an existing one."""
         from dsrepo.dvcs.commits import create_tag
 
         return create_tag(self, name, rev, message=message, force=force)
@@ -254,15 +280,42 @@ class Repository:
 
         return list_tags(self, pattern)
 
+    def delete_tag(self, name: str) -> ObjectId:
+        """Delete a tag; returns what it named."""
+        from dsrepo.dvcs.commits import delete_tag
+
+        return delete_tag(self, name)
+
     def branch(self, name: str, rev: str = "HEAD", force: bool = False) -> BranchInfo:
         from dsrepo.dvcs.commits import create_branch
 
         return create_branch(self, name, rev, force=force)
 
-    def branches(self) -> list[BranchInfo]:
+    def branches(self, remotes: bool = False) -> list[BranchInfo]:
+        """Local branches, or with ``remotes`` the remote-tracking ones."""
         from dsrepo.dvcs.commits import list_branches
 
-        return list_branches(self)
+        return list_branches(self, remotes=remotes)
+
+    def delete_branch(self, name: str, force: bool = False) -> ObjectId:
+        """Delete a branch merged into HEAD (any branch with ``force``); returns its commit."""
+        from dsrepo.dvcs.commits import delete_branch
+
+        return delete_branch(self, name, force=force)
+
+    # ------------------------------------------------------------ materializing versions
+
+    def switch(
+        self,
+        branch: str,
+        *,
+        create: bool = False,
+        start: str = "HEAD",
+        force: bool = False,
+    ) -> CheckoutResult:
+        from dsrepo.dvcs.checkout import switch
+
+        return switch(self, self.worktree, branch, create=create, start=start, force=force)
 
     def checkout(
         self,
@@ -270,16 +323,41 @@ class Repository:
         into: str | os.PathLike[str] | None = None,
         only: Sequence[str] | str | None = None,
         force: bool = False,
+        *,
+        detach: bool = False,
+        progress: Progress | None = None,
     ) -> CheckoutResult:
-        """Materialize ``rev``: into the working copy (moving HEAD), or into another directory."""
+        """Materialize ``rev``: into the working copy (moving HEAD), or into another directory
+        (``into``; the working copy is untouched). With ``only`` and no ``into``, the matching
+        files are restored from ``rev`` and HEAD does not move."""
         from dsrepo.dvcs import checkout as co
 
-        only_list = [only] if isinstance(only, str) else list(only) if only else None
+        patterns = _patterns(only)
         if into is not None:
-            return co.materialize_into(self, rev, Path(into), only=only_list, force=force)
-        if only_list:
-            return co.restore_matching(self, self.worktree, only_list, rev)
-        return co.checkout(self, self.worktree, rev, force=force)
+            return co.materialize_into(
+                self, rev, Path(into), only=patterns, force=force, progress=progress
+            )
+        if patterns:
+            return co.restore_matching(self, self.worktree, patterns, rev)
+        return co.checkout(self, self.worktree, rev, force=force, detach=detach, progress=progress)
+
+    def open_file(self, rev: str, path: str) -> io.BufferedReader:
+        """A readable binary file streaming ``path`` as of ``rev`` (no checkout needed)."""
+        r = self.resolve(f"{rev}:{path}")
+        if r.entry is None or r.entry.kind == EntryKind.TREE:
+            raise PathError(f"{path!r} is a directory in {rev}, not a file")
+        from dsrepo.dvcs.streams import ChunkStream
+
+        return io.BufferedReader(ChunkStream(self.read_file(r.entry), r.entry.size), 1 << 20)
+
+    def read_file(self, entry: TreeEntry) -> Iterator[bytes]:
+        """A file entry's verified content, chunk by chunk (fetched first in a partial clone)."""
+        from dsrepo.dvcs.checkout import prefetch
+
+        prefetch(self, [entry])
+        return self.store.read_chunks(entry)
+
+    # ------------------------------------------------------------ merging
 
     def merge(
         self,
@@ -288,6 +366,7 @@ class Repository:
         message: str | None = None,
         metadata: dict[str, Any] | None = None,
         no_commit: bool = False,
+        no_ff: bool = False,
     ) -> MergeOutcome:
         from dsrepo.dvcs import merging
         from dsrepo.dvcs.merge import Strategy
@@ -301,38 +380,220 @@ class Repository:
             message=message,
             metadata=metadata,
             no_commit=no_commit,
+            no_ff=no_ff,
         )
 
+    def merge_abort(self) -> None:
+        """Abandon a merge in progress (``merge --no-commit``): back to HEAD."""
+        from dsrepo.dvcs import merging
+
+        merging.abort(self, self.worktree)
+
+    # ------------------------------------------------------------ reading history
+
+    def resolve(self, rev: str) -> Resolved:
+        """What a revision names (``HEAD~2``, ``v1:images/a.png``, an id prefix...)."""
+        from dsrepo.dvcs.revisions import resolve
+
+        return resolve(self, rev)
+
     def log(
-        self, rev: str = "HEAD", max_count: int | None = None, paths: Sequence[str] = ()
+        self,
+        rev: str | Sequence[str] = "HEAD",
+        max_count: int | None = None,
+        paths: Sequence[str] = (),
     ) -> list[LogEntry]:
         from dsrepo.dvcs.history import log
 
-        return log(self, [rev], max_count=max_count, paths=paths)
+        return log(
+            self, [rev] if isinstance(rev, str) else list(rev), max_count=max_count, paths=paths
+        )
 
     def diff(
-        self, a: str | None = None, b: str | None = None, paths: Sequence[str] = ()
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        paths: Sequence[str] = (),
+        *,
+        cached: bool = False,
     ) -> DiffResult:
+        """Compare two versions; with one, it against the working copy (``cached``: against
+        the staging area); with none, the staging area against the working copy."""
         from dsrepo.dvcs.history import diff
 
-        return diff(self, self.worktree, a, b, paths)
+        return diff(self, self.worktree, a, b, paths, cached=cached)
+
+    def changes(self, commit: ObjectId) -> DiffResult:
+        """What ``commit`` changed against its first parent."""
+        from dsrepo.dvcs.history import classify, diff_trees
+
+        c = self.store.get_commit(commit)
+        parent_tree = self.store.get_commit(c.parents[0]).tree if c.parents else None
+        return classify(diff_trees(self, parent_tree, c.tree))
+
+    def decorations(self) -> dict[ObjectId, list[str]]:
+        """Ref names by the commit they point to, as ``log`` shows them."""
+        from dsrepo.dvcs.history import decorations
+
+        return decorations(self)
 
     def ls(self, rev: str | None = "HEAD", pattern: str | None = None) -> list[FileInfo]:
+        """Files of ``rev`` (None: the staging area), optionally matching a glob."""
         from dsrepo.dvcs.history import ls_files
 
         return ls_files(self, rev, pattern, self.worktree)
 
-    def open_file(self, rev: str, path: str) -> io.BufferedReader:
-        """A readable binary file streaming ``path`` as of ``rev`` (no checkout needed)."""
-        from dsrepo.dvcs.revisions import resolve
-        from dsrepo.dvcs.streams import ChunkStream
+    def ls_tree(
+        self, rev: str, path: str | None = None, recursive: bool = False
+    ) -> list[tuple[str, TreeEntry]]:
+        """Entries of the tree of ``rev`` (under ``path``) as (path, entry)."""
+        from dsrepo.dvcs.revisions import resolve_tree
 
-        r = resolve(self, f"{rev}:{path}")
-        if r.entry is None or r.entry.kind == EntryKind.TREE:
-            raise PathError(f"{path!r} is a directory in {rev}, not a file")
-        from dsrepo.dvcs.checkout import prefetch
+        tree = resolve_tree(self, f"{rev}:{path}" if path else rev)
+        prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
+        if recursive:
+            return sorted(self.walk_tree(tree, prefix))
+        return [(prefix + e.name, e) for e in self.store.tree_entries(tree)]
 
-        prefetch(self, [r.entry])
-        return io.BufferedReader(
-            ChunkStream(self.store.read_chunks(r.entry), r.entry.size), 1 << 20
+    # ------------------------------------------------------------ plumbing
+
+    def hash_object(self, source: str | bytes, write: bool = False) -> FileRef:
+        """The content id of a file (a path) or of bytes; with ``write``, also store it."""
+        (ref,) = self.hash_objects([source], write)  # runs the generator to its end (flush)
+        return ref
+
+    def hash_objects(
+        self, sources: Iterable[str | bytes], write: bool = False
+    ) -> Iterator[FileRef]:
+        """:meth:`hash_object` of each source, yielded as soon as known; with ``write``, what
+        was stored is flushed once, after the last one (one pack, not one per source)."""
+        from dsrepo.dvcs.worktree import hash_bytes, hash_path
+
+        store = self.store
+        for src in sources:
+            if write:
+                yield store.write_bytes(src) if isinstance(src, bytes) else store.write_file(src)
+            else:
+                yield hash_bytes(src) if isinstance(src, bytes) else hash_path(src)
+        if write:
+            store.flush()
+
+    def update_ref(
+        self,
+        name: str,
+        new: str | None,
+        old: str | None = None,
+        *,
+        check_old: bool = True,
+        message: str = "update-ref",
+    ) -> None:
+        """Set ref ``name`` to revision ``new`` (None: delete it) only if it holds ``old``
+        (``""`` or 64 zeros: only if it does not exist; ``check_old=False``: whatever it holds,
+        still atomically)."""
+        from dsrepo.dvcs.refedit import update_ref
+
+        update_ref(self, name, new, old, check_old=check_old, message=message)
+
+    def count_objects(self) -> ObjectCounts:
+        from dsrepo.dvcs.fsck import count_objects
+
+        return count_objects(self)
+
+    def fsck(self, progress: Progress | None = None) -> FsckReport:
+        """Re-hash every object and check that everything referenced exists."""
+        from dsrepo.dvcs.fsck import fsck
+
+        return fsck(self, progress)
+
+    # ------------------------------------------------------------ remotes
+
+    def remotes(self) -> list[RemoteSpec]:
+        from dsrepo.dvcs.remote_config import list_remotes
+
+        return list_remotes(self)
+
+    def remote_add(
+        self,
+        name: str,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+    ) -> RemoteSpec:
+        """Add a remote: a directory path, ``file://`` URL or ``s3://BUCKET/PREFIX``."""
+        from dsrepo.dvcs.remote_config import add_remote
+
+        return add_remote(
+            self, name, url, endpoint_url=endpoint_url, region=region, profile=profile
         )
+
+    def remote_remove(self, name: str) -> None:
+        """Remove a remote, its remote-tracking refs and the upstreams naming it."""
+        from dsrepo.dvcs.remote_config import remove_remote
+
+        remove_remote(self, name)
+
+    def remote_rename(self, old: str, new: str) -> None:
+        from dsrepo.dvcs.remote_config import rename_remote
+
+        rename_remote(self, old, new)
+
+    def remote_set_url(self, name: str, url: str) -> None:
+        from dsrepo.dvcs.remote_config import set_url
+
+        set_url(self, name, url)
+
+    def push(
+        self,
+        remote: str | None = None,
+        refs: Sequence[str] = (),
+        *,
+        tags: bool = False,
+        force: bool = False,
+        dry_run: bool = False,
+        jobs: int = 8,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Send ``refs`` (default: the current branch) and the objects ``remote`` lacks; refs
+        move last, by compare-and-swap. Rejected refs are in the result
+        (``result.error()`` is the exception to raise for them)."""
+        from dsrepo.dvcs.push import push
+
+        return push(
+            self,
+            remote,
+            refs,
+            tags=tags,
+            force=force,
+            dry_run=dry_run,
+            jobs=jobs,
+            progress=progress,
+        )
+
+    def fetch(
+        self,
+        remote: str | None = None,
+        *,
+        prune: bool = False,
+        jobs: int = 8,
+        progress: Progress | None = None,
+    ) -> FetchResult:
+        from dsrepo.dvcs.fetch import fetch
+
+        return fetch(self, remote, prune=prune, jobs=jobs, progress=progress)
+
+    def pull(
+        self,
+        remote: str | None = None,
+        branch: str | None = None,
+        *,
+        strategy: str | Strategy | None = None,
+        progress: Progress | None = None,
+    ) -> MergeOutcome:
+        """Fetch, then fast-forward or merge (with merge's rules)."""
+        from dsrepo.dvcs.merge import Strategy
+        from dsrepo.dvcs.pull import pull
+
+        strat = Strategy(strategy) if isinstance(strategy, str) else strategy
+        return pull(self, remote, branch, strategy=strat, progress=progress)

@@ -23,8 +23,11 @@ import msgpack
 from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite
 from dsrepo.dvcs.fsutil import atomic_write
 from dsrepo.dvcs.ignore import IgnoreRules
+from dsrepo.dvcs.mergestate import merge_heads_in_progress
+from dsrepo.dvcs.pathmatch import sparse_matcher
 from dsrepo.dvcs.paths import UnsafePath, user_path_to_relpath
 from dsrepo.dvcs.scan import ScanEntry, scan
+from dsrepo.objects.errors import FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
@@ -206,7 +209,7 @@ class Worktree:
         self.root = repo.root
         self.index = StagingIndex(repo.dsdir / "index")
         self._rules: IgnoreRules | None = None
-        self.sparse = _sparse_matcher(repo)
+        self.sparse = sparse_matcher(repo)
         """Partial working copies (``clone --only``): paths outside are tracked but not on disk."""
 
     @property
@@ -485,7 +488,6 @@ class Worktree:
                     staged_modified.append(p)
             staged_deleted = [p for p in head_files if p not in self.index.entries]
         modified, deleted, untracked = self.changes()
-        from dsrepo.dvcs.merging import merge_heads_in_progress
         from dsrepo.dvcs.upstream import tracking_status
 
         upstream, ahead, behind, gone = tracking_status(repo)
@@ -506,17 +508,6 @@ class Worktree:
         )
 
 
-def _sparse_matcher(repo: Repository) -> Callable[[str], bool] | None:
-    import json
-
-    raw = repo.config.get("core.sparse")
-    if not raw:
-        return None
-    from dsrepo.dvcs.checkout import match_only
-
-    return match_only(json.loads(raw))
-
-
 def hash_file(path: str, small_threshold: int) -> FileRef:
     """Content id of a file without storing it (status)."""
     from blake3 import blake3
@@ -531,6 +522,18 @@ def hash_file(path: str, small_threshold: int) -> FileRef:
             h.update(block)
             size += len(block)
     return FileRef(ObjectId(h.digest()), size, None)
+
+
+def hash_path(path: str) -> FileRef:
+    """``hash-object FILE``: a file's content id, or FileReadError."""
+    try:
+        return hash_file(path, 0)
+    except OSError as exc:
+        raise FileReadError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def hash_bytes(data: bytes) -> FileRef:
+    return FileRef(hash_data(data), len(data))
 
 
 def _scan_one(root: Path, rel: str) -> ScanEntry | None:

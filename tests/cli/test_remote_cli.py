@@ -237,11 +237,11 @@ def test_remote_add_remove_rename_set_url_round_trip(ds: Ds, sync_env: Path) -> 
 
     # errors: one line each, nothing changed
     config = (src / ".dsrepo" / "config").read_bytes()
-    ds.fail(1, src, "remote", "add", "origin", str(tmp / "elsewhere"))
-    ds.fail(1, src, "remote", "remove", "nope")
-    ds.fail(1, src, "remote", "rename", "nope", "other")
-    ds.fail(1, src, "remote", "rename", "origin", "backup")
-    ds.fail(1, src, "remote", "set-url", "nope", str(tmp))
+    ds.fail(5, src, "remote", "add", "origin", str(tmp / "elsewhere"))  # RemoteExists
+    ds.fail(2, src, "remote", "remove", "nope")  # RemoteNotFound
+    ds.fail(2, src, "remote", "rename", "nope", "other")
+    ds.fail(5, src, "remote", "rename", "origin", "backup")
+    ds.fail(2, src, "remote", "set-url", "nope", str(tmp))
     r = ds.run(src, "remote", "add", "a/b", str(tmp))
     assert r.code != 0 and len(r.err_lines) == 1, r
     assert (src / ".dsrepo" / "config").read_bytes() == config
@@ -271,7 +271,7 @@ def test_remote_add_remove_rename_set_url_round_trip(ds: Ds, sync_env: Path) -> 
         assert repo.config.get("branch.main.remote") is None
         assert repo.config.get("branch.main.merge") is None
     assert "upstream" not in ds(src, "status").out
-    ds.fail(1, src, "fetch", "upstream")
+    ds.fail(2, src, "fetch", "upstream")  # RemoteNotFound
 
 
 @pytest.mark.parametrize("remote", ["dir"], indirect=True)

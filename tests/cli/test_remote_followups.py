@@ -50,7 +50,7 @@ def test_checkout_only_reports_the_bytes_written(published: Path, cli: Cli) -> N
 
 
 def test_pull_from_a_url_says_what_to_do(published: Path, cli: Cli) -> None:
-    r = cli.fail(1, "pull", str(published / "remote"), "main")
+    r = cli.fail(2, "pull", str(published / "remote"), "main")  # RemoteNotFound
     assert "configured remote" in r.err
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsrepo import Repository
-from dsrepo.dvcs.sync import reachable_objects
+from dsrepo.dvcs.reachability import reachable_objects
 from dsrepo.objects.ids import hash_data
 from dsrepo.objects.model import ObjectType
 

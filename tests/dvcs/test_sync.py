@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dsrepo.dvcs import sync
 from dsrepo.dvcs.fsck import fsck
+from dsrepo.dvcs.push import PushResult, push
+from dsrepo.dvcs.reachability import chunk_ids, reachable_objects
 from dsrepo.dvcs.refnames import REMOTES
 from dsrepo.dvcs.repository import Repository
 from dsrepo.objects import layout
@@ -46,7 +47,7 @@ def _publish(tmp: Path, remote: RemoteSpec, seed: int = 1) -> tuple[Repository, 
     expected = make_dataset(src.root, seed)
     commit_all(src, "v1")
     remote.add_to(src)
-    result = sync.push(src, "origin")
+    result = src.push("origin")
     assert result.ok, result
     return src, expected
 
@@ -93,7 +94,7 @@ def test_push_then_clone_round_trip_and_partial_clone(
     with Repository.open(part) as repo:
         big = repo.lookup_path(repo.commit_tree(repo.head_commit()), "big.bin")
         assert big is not None and big.manifest is not None
-        chunks = sync.chunk_ids(repo, [big])
+        chunks = chunk_ids(repo, [big])
         assert len(chunks) > 10
         assert not any(repo.store.has(c) for c in chunks), "a partial clone fetched big.bin's data"
 
@@ -141,14 +142,14 @@ def test_push_twice_sends_nothing_then_only_new_chunks(remote: RemoteSpec, sync_
     packs = remote.pack_files()
     assert packs
 
-    again = sync.push(src, "origin")
+    again = src.push("origin")
     assert again.ok
     assert [u.status for u in again.updates] == ["up-to-date"]
     assert again.stats.objects == 0 and again.stats.bytes == 0 and again.stats.packs == 0
     assert remote.pack_files() == packs
 
     changed, unavoidable = _small_change(src, expected)
-    result = sync.push(src, "origin")
+    result = src.push("origin")
     assert result.ok, result
     s = result.stats
     # exactly the chunks content-defined chunking cannot reuse, plus a few KiB of metadata
@@ -159,7 +160,7 @@ def test_push_twice_sends_nothing_then_only_new_chunks(remote: RemoteSpec, sync_
     assert s.requests < 50, s
     assert len(remote.pack_files() - packs) <= 3  # data and metadata packs, not one per object
 
-    dst = sync.clone(remote.url, str(tmp / "dst"), s3=remote.s3)
+    dst = Repository.clone(remote.url, str(tmp / "dst"), s3=remote.s3)
     try:
         assert snapshot(dst.root) == snapshot(src.root)
     finally:
@@ -176,7 +177,7 @@ def test_push_of_small_change_is_under_3x_changed_bytes(tmp_path: Path, sync_env
     remote = make_remote("dir", tmp_path, None)
     src, expected = _publish(tmp_path, remote)
     changed, _ = _small_change(src, expected)
-    result = sync.push(src, "origin")
+    result = src.push("origin")
     src.close()
     assert result.ok
     assert result.stats.bytes < 3 * changed, (result.stats, changed)
@@ -233,29 +234,29 @@ def test_concurrent_pushes_exactly_one_wins(remote: RemoteSpec, sync_env: Path) 
     tmp = sync_env
     src, expected = _publish(tmp, remote)
     src.close()
-    repos = [sync.clone(remote.url, str(tmp / name), s3=remote.s3) for name in ("A", "B")]
+    repos = [Repository.clone(remote.url, str(tmp / name), s3=remote.s3) for name in ("A", "B")]
     files: dict[str, bytes] = {}
     try:
         for rnd in range(4 if remote.kind == "dir" else 3):  # S3 clients are slow to set up
             for i, repo in enumerate(repos):
                 if rnd and repo.head_commit().hex() != remote.ref("refs/heads/main"):
-                    sync.pull(repo)  # the last round's loser merges the winner's commit
+                    repo.pull()  # the last round's loser merges the winner's commit
                 name = f"{'AB'[i]}-{rnd}.bin"
                 files[name] = rand(20 * KiB, rnd * 10 + i)
                 write(repo.root, name, files[name])
                 commit_all(repo, f"{name} by {'AB'[i]}")
             heads = [r.head_commit() for r in repos]
             barrier = threading.Barrier(2)
-            results: list[sync.PushResult | BaseException | None] = [None, None]
+            results: list[PushResult | BaseException | None] = [None, None]
 
             def push(
                 i: int,
                 barrier: threading.Barrier = barrier,
-                results: list[sync.PushResult | BaseException | None] = results,
+                results: list[PushResult | BaseException | None] = results,
             ) -> None:
                 try:
                     barrier.wait()
-                    results[i] = sync.push(repos[i], "origin")
+                    results[i] = repos[i].push("origin")
                 except BaseException as exc:  # reported below
                     results[i] = exc
 
@@ -266,23 +267,23 @@ def test_concurrent_pushes_exactly_one_wins(remote: RemoteSpec, sync_env: Path) 
                 t.join(60)
             ok = []
             for res in results:
-                assert isinstance(res, sync.PushResult), res
+                assert isinstance(res, PushResult), res
                 ok.append(res.ok)
             assert sorted(ok) == [False, True], results
             w = ok.index(True)
             loser = results[1 - w]
-            assert isinstance(loser, sync.PushResult)
+            assert isinstance(loser, PushResult)
             assert [u.status for u in loser.updates] == ["rejected"]
             assert "fetch first" in loser.updates[0].reason
             assert remote.ref("refs/heads/main") == heads[w].hex()
         # the last loser catches up; then nothing is missing anywhere
         for repo in repos:
-            sync.pull(repo)
-            assert sync.push(repo, "origin").ok
+            repo.pull()
+            assert repo.push("origin").ok
     finally:
         for r in repos:
             r.close()
-    fresh = sync.clone(remote.url, str(tmp / "fresh"), s3=remote.s3)
+    fresh = Repository.clone(remote.url, str(tmp / "fresh"), s3=remote.s3)
     try:
         assert snapshot(fresh.root) == {**expected, **files}
         assert fsck(fresh).ok
@@ -338,7 +339,7 @@ def test_fetch_of_corrupt_object_changes_no_ref(remote: RemoteSpec, ds: Ds, sync
     packs_v1 = remote.packs()
     write(src.root, "more/new.bin", rand(600 * KiB, 77))
     v2 = commit_all(src, "v2")
-    assert sync.push(src, "origin").ok
+    assert src.push("origin").ok
     src.close()
     oid, key, original = _flip_in_data_pack(remote, exclude=packs_v1)
 
@@ -370,7 +371,7 @@ def test_fetch_of_corrupt_object_changes_no_ref(remote: RemoteSpec, ds: Ds, sync
 _SLOW_PUSH = textwrap.dedent(
     """
     import sys, time
-    from dsrepo.dvcs import sync
+    from dsrepo.dvcs.push import push
     from dsrepo.dvcs.repository import Repository
     from dsrepo.remotes.directory import DirectoryBackend
 
@@ -384,7 +385,7 @@ _SLOW_PUSH = textwrap.dedent(
     DirectoryBackend.put_if_absent = _slow
 
     repo = Repository.open(sys.argv[1])
-    sync.push(repo, "origin", pack_target=4 << 20, jobs=1)
+    push(repo, "origin", pack_target=4 << 20, jobs=1)
     print("finished", flush=True)
     """
 )
@@ -426,7 +427,7 @@ def test_push_killed_mid_transfer_resumes_without_resending(
     first_objects = {e.id for name in first for e in remote.index(name)[1]}
     first_pack_bytes = {name: remote.read(layout.pack_key(name)) for name in first}
 
-    result = sync.push(src, "origin", pack_target=4 << 20, jobs=1)
+    result = push(src, "origin", pack_target=4 << 20, jobs=1)
     assert result.ok, result
     assert result.stats.objects > 0  # the first run was really cut short
     assert remote.ref("refs/heads/main") == head.hex()
@@ -439,13 +440,13 @@ def test_push_killed_mid_transfer_resumes_without_resending(
     assert len(new_objects) == len(set(new_objects))
     assert result.stats.objects == len(new_objects)
     # every object the commit needs is on the remote exactly once (across complete packs)
-    meta, chunks = sync.reachable_objects(src, [head], set())
+    meta, chunks = reachable_objects(src, [head], set())
     needed = {oid for oid, _ in meta} | set(chunks)
     assert needed == first_objects | set(new_objects)
     assert len(after) >= 4, after  # several packs
     src.close()
 
-    clone = sync.clone(remote.url, str(tmp_path / "clone"))
+    clone = Repository.clone(remote.url, str(tmp_path / "clone"))
     try:
         assert snapshot(clone.root) == data
         assert fsck(clone).ok

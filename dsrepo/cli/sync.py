@@ -1,0 +1,235 @@
+"""Remotes: remote, push, fetch, pull, clone, get."""
+
+from __future__ import annotations
+
+import click
+
+from dsrepo import Repository, shorten
+from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.output import Progress, human, short
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="Show URLs.")
+@click.pass_context
+def remote(ctx: click.Context, verbose: bool) -> None:
+    """Manage remotes (a directory path, file:// URL or s3://BUCKET/PREFIX)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for spec in open_repo().remotes():
+        click.echo(f"{spec.name}\t{spec.url}" if verbose else spec.name)
+
+
+@remote.command("add")
+@click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, ...).")
+@click.option("--region", help="S3 region.")
+@click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
+@click.argument("name")
+@click.argument("url")
+def remote_add(
+    endpoint_url: str | None, region: str | None, profile: str | None, name: str, url: str
+) -> None:
+    """Add a remote."""
+    open_repo().remote_add(name, url, endpoint_url=endpoint_url, region=region, profile=profile)
+
+
+@remote.command("remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Remove a remote and its remote-tracking refs."""
+    open_repo().remote_remove(name)
+
+
+@remote.command("rename")
+@click.argument("old")
+@click.argument("new")
+def remote_rename(old: str, new: str) -> None:
+    """Rename a remote (and its remote-tracking refs)."""
+    open_repo().remote_rename(old, new)
+
+
+@remote.command("set-url")
+@click.argument("name")
+@click.argument("url")
+def remote_set_url(name: str, url: str) -> None:
+    """Change a remote's URL."""
+    open_repo().remote_set_url(name, url)
+
+
+@cli.command()
+@click.option("--tags", is_flag=True, help="Push every tag too.")
+@click.option("-f", "--force", is_flag=True, help="Allow non-fast-forward updates.")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be updated; send nothing.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Parallel uploads.",
+)
+@click.argument("remote_name", metavar="REMOTE", required=False)
+@click.argument("refs", nargs=-1)
+def push(
+    tags: bool,
+    force: bool,
+    dry_run: bool,
+    jobs: int,
+    remote_name: str | None,
+    refs: tuple[str, ...],
+) -> None:
+    """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
+    repo = open_repo()
+    progress = Progress(f"push {remote_name or ''}".rstrip(), is_quiet())
+    try:
+        result = repo.push(
+            remote_name, refs, tags=tags, force=force, dry_run=dry_run, jobs=jobs, progress=progress
+        )
+    finally:
+        progress.close()
+    for u in result.updates:
+        old = short(u.old) if u.old else "(new)"
+        click.echo(
+            f"{u.status:>12}  {shorten(u.ref)}  {old} -> {short(u.new)}"
+            + (f"  ({u.reason})" if u.reason else "")
+        )
+    s = result.stats
+    if not is_quiet() and s.objects:
+        click.echo(
+            f"sent {s.objects} objects in {s.packs} packs ({human(s.bytes)}), {s.requests} requests",
+            err=True,
+        )
+    error = result.error()
+    if error is not None:
+        raise error
+
+
+@cli.command()
+@click.option("--prune", is_flag=True, help="Delete remote-tracking refs the remote no longer has.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.argument("remote_name", metavar="REMOTE", required=False)
+def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
+    """Download the objects and refs the remote has and this repository lacks."""
+    repo = open_repo()
+    progress = Progress(f"fetch {remote_name or ''}".rstrip(), is_quiet())
+    try:
+        result = repo.fetch(remote_name, prune=prune, jobs=jobs, progress=progress)
+    finally:
+        progress.close()
+    for u in result.updated:
+        old = short(u.old) if u.old else "(new)"
+        click.echo(
+            f"{u.status:>10}  {shorten(u.ref)}  {old} -> {short(u.new)}"
+            + (f"  ({u.reason})" if u.reason else "")
+        )
+    for ref in result.pruned:
+        click.echo(f"{'pruned':>10}  {shorten(ref)}")
+    s = result.stats
+    if not is_quiet() and s.objects:
+        click.echo(
+            f"received {s.objects} objects ({human(s.bytes)}), {s.requests} requests", err=True
+        )
+
+
+@cli.command()
+@click.option("--strategy", type=click.Choice(["ours", "theirs", "first", "last"]))
+@click.argument("remote_name", metavar="REMOTE", required=False)
+@click.argument("branch_name", metavar="BRANCH", required=False)
+def pull(strategy: str | None, remote_name: str | None, branch_name: str | None) -> None:
+    """Fetch, then fast-forward or merge (with merge's rules: conflicts stop, nothing is lost)."""
+    out = open_repo().pull(
+        remote_name, branch_name, strategy=strategy, progress=Progress("pull", is_quiet())
+    )
+    click.echo(
+        {
+            "up-to-date": "Already up to date.",
+            "fast-forward": f"Fast-forward to {short(out.commit)}",
+            "merged": f"Merged: {short(out.commit)}",
+        }.get(out.kind, out.kind)
+    )
+
+
+@cli.command()
+@click.option("-b", "--branch", "branch_name", help="Check out this branch (default: main).")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="GLOB",
+    help="Partial clone: only these files' data (more on demand).",
+)
+@click.option("--endpoint-url", help="S3-compatible endpoint.")
+@click.option("--region")
+@click.option("--profile")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.argument("url")
+@click.argument("directory", required=False)
+def clone(
+    branch_name: str | None,
+    only: tuple[str, ...],
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    jobs: int,
+    url: str,
+    directory: str | None,
+) -> None:
+    """Copy a remote dataset repository into a new directory."""
+    from dsrepo import S3Options
+
+    progress = Progress("clone", is_quiet())
+    try:
+        repo = Repository.clone(
+            url,
+            directory,
+            branch=branch_name,
+            only=list(only) or None,
+            jobs=jobs,
+            s3=S3Options(endpoint_url, region, profile),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if not is_quiet():
+        click.echo(f"Cloned {url} into {repo.root}", err=True)
+
+
+@cli.command()
+@click.option("--only", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite differing files in DIR.")
+@click.option("--endpoint-url")
+@click.option("--region")
+@click.option("--profile")
+@click.argument("url")
+@click.argument("directory")
+def get(
+    only: tuple[str, ...],
+    force: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    url: str,
+    directory: str,
+) -> None:
+    """Materialize URL[@REV] into DIRECTORY for a read-only job, through a user-level cache
+    (``$DSREPO_CACHE_DIR``, default ~/.cache/dsrepo/cache) so nothing is downloaded twice."""
+    from dsrepo import S3Options, split_revision
+
+    url, rev = split_revision(url)
+    progress = Progress("get", is_quiet())
+    try:
+        result = Repository.get(
+            url,
+            directory,
+            rev=rev,
+            only=list(only) or None,
+            force=force,
+            s3=S3Options(endpoint_url, region, profile),
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if not is_quiet():
+        click.echo(
+            f"{len(result.written)} file(s) written ({human(result.bytes_written)}), {result.kept} unchanged",
+            err=True,
+        )

@@ -1,0 +1,173 @@
+"""A remote opened for transfer: a bare repository over the remote's backend.
+
+Its object store keeps the remote's pack indexes in a local cache (they are immutable, so each
+is downloaded once), which makes "what does the remote lack" a set difference, not a request
+per object. Every request goes through a :class:`CountingBackend`, so push and fetch can report
+requests and bytes moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blake3 import blake3
+
+from dsrepo.dvcs.bare import BareRepository
+from dsrepo.dvcs.errors import RemoteError, RemoteNotFound
+from dsrepo.dvcs.refs import RefStore
+from dsrepo.dvcs.remote_config import is_remote, normalize_url, remote_spec
+from dsrepo.objects.chunking import RepoFormat
+from dsrepo.objects.errors import FormatError
+from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.locindex import LocationIndex
+from dsrepo.objects.store import DEFAULT_PACK_TARGET, ObjectStore
+from dsrepo.objects.transfer import CopyStats
+from dsrepo.remotes.counting import CountingBackend
+from dsrepo.remotes.urls import S3Options, open_backend
+
+if TYPE_CHECKING:
+    from dsrepo.dvcs.repository import Repository
+
+
+@dataclass
+class TransferStats:
+    """What one push or fetch moved."""
+
+    objects: int = 0
+    """Objects copied (each verified on arrival)."""
+    bytes: int = 0
+    """Their stored (compressed) bytes."""
+    packs: int = 0
+    """Packs written on the receiving side."""
+    requests: int = 0
+    """Requests sent to the remote's backend."""
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class Remote(BareRepository):
+    """A remote's objects and refs. ``name`` is the configured name, or the URL itself."""
+
+    def __init__(
+        self, name: str, url: str, counter: CountingBackend, store: ObjectStore, refs: RefStore
+    ) -> None:
+        super().__init__(counter, store, refs)
+        self.name = name
+        self.url = url
+        self.counter = counter
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        url: str,
+        s3: S3Options | None,
+        *,
+        cache: Path,
+        create_with: RepoFormat | None = None,
+        writers: int = 1,
+        pack_target: int = DEFAULT_PACK_TARGET,
+    ) -> Remote:
+        """Open the remote at ``url``; with ``create_with``, make an empty location a remote of
+        that format (a location holding anything else is refused, never written to)."""
+        counter = CountingBackend(open_backend(url, s3=s3, create=create_with is not None))
+        try:
+            fmt = _read_or_create_format(counter, url, create_with)
+            cache.mkdir(parents=True, exist_ok=True)
+            index = LocationIndex(cache / f"{blake3(url.encode()).hexdigest()[:24]}.sqlite")
+            store = ObjectStore(counter, index, fmt, writers=writers, pack_target=pack_target)
+        except BaseException:
+            counter.close()
+            raise
+        return cls(name, url, counter, store, RefStore(counter, None))
+
+    def stats(self, copied: CopyStats) -> TransferStats:
+        """What a transfer moved: ``copied`` objects plus the requests and bytes counted."""
+        return TransferStats(
+            objects=copied.objects,
+            bytes=copied.bytes,
+            packs=copied.packs,
+            requests=self.counter.total_requests,
+            bytes_sent=self.counter.bytes_sent,
+            bytes_received=self.counter.bytes_received,
+        )
+
+    def read_refs(self, prefixes: tuple[str, ...] = ("refs/",)) -> dict[str, ObjectId]:
+        """The remote's refs under ``prefixes``, then its pack indexes, in that order: a pusher
+        writes packs and indexes before it moves a ref, so every pack that a ref read here can
+        reach is listed by the indexes read after it (the other order can see a new ref
+        without its packs, which looks like damage)."""
+        refs = {r: o for r, o in self.refs.list("refs/").items() if r.startswith(prefixes)}
+        self.store.sync_index()
+        return refs
+
+    @property
+    def where(self) -> str:
+        return f"remote {self.url}"
+
+    def check_conditional_writes(self) -> None:
+        """Refuse ref updates on servers that ignore conditional writes (concurrent pushes could
+        then overwrite each other silently)."""
+        from dsrepo.remotes.s3 import S3Backend, probe_conditional_writes
+        from dsrepo.remotes.wrapper import find_backend
+
+        s3 = find_backend(self.counter, S3Backend)
+        if s3 is not None and not probe_conditional_writes(s3):
+            raise RemoteError(
+                f"{self.url}: the server ignores conditional writes (If-None-Match/If-Match), so a "
+                "concurrent push could silently overwrite a ref; refusing to update refs there"
+            )
+
+
+def _read_or_create_format(
+    backend: CountingBackend, url: str, create_with: RepoFormat | None
+) -> RepoFormat:
+    try:
+        return ObjectStore.read_format(backend)
+    except FormatError as exc:
+        if "no format marker" not in str(exc):
+            raise RemoteError(f"remote {url}: {exc}") from None
+        if create_with is None:
+            raise RemoteError(
+                f"{url} is not a dsrepo remote (no format marker); push to it first"
+            ) from None
+        if backend.list("", limit=1):
+            raise RemoteError(
+                f"refusing to use {url}: it holds other data and no dsrepo format marker"
+            ) from None
+        ObjectStore.initialize(backend, create_with)
+        return create_with
+
+
+def resolve_remote(repo: Repository, name_or_url: str) -> tuple[str, str, S3Options | None]:
+    """(name, url, S3 options) for a configured remote name, or a URL or path used directly."""
+    if is_remote(repo, name_or_url):
+        spec = remote_spec(repo, name_or_url)
+        return spec.name, spec.url, spec.s3
+    if "://" in name_or_url or name_or_url.startswith(("/", ".", "~")):
+        url = normalize_url(name_or_url)
+        return url, url, None
+    raise RemoteNotFound(f"no such remote {name_or_url!r} (add it with 'dsrepo remote add')")
+
+
+def open_remote(
+    repo: Repository,
+    name_or_url: str,
+    *,
+    create: bool = False,
+    writers: int = 1,
+    pack_target: int = DEFAULT_PACK_TARGET,
+) -> Remote:
+    """Open a configured remote, or a URL or path, with its index cache in ``repo``."""
+    name, url, s3 = resolve_remote(repo, name_or_url)
+    return Remote.open(
+        name,
+        url,
+        s3,
+        cache=repo.dsdir / "cache" / "remotes",
+        create_with=repo.store.format if create else None,
+        writers=writers,
+        pack_target=pack_target,
+    )
