@@ -50,6 +50,12 @@ class Progress:
             sys.stderr.write("\n")
             sys.stderr.flush()
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def human(n: int, unit: str = "B") -> str:
     if unit != "B":

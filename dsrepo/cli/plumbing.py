@@ -167,11 +167,8 @@ def count_objects_cmd(verbose: bool) -> None:
 def fsck_cmd() -> None:
     """Verify every object's hash and encoding, and that everything referenced exists."""
     repo = open_repo()
-    progress = Progress("checking packs", is_quiet(), unit="packs")
-    try:
+    with Progress("checking packs", is_quiet(), unit="packs") as progress:
         report = repo.fsck(progress)
-    finally:
-        progress.close()
     for p in report.problems:
         click.echo(p, err=True)
     for name in report.orphan_packs:

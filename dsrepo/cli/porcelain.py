@@ -28,11 +28,8 @@ def init(directory: str, initial_branch: str) -> None:
 def add(paths: tuple[str, ...]) -> None:
     """Stage files (directories recursively; '.' for all). Removed files are staged as removed."""
     repo = open_repo()
-    progress = Progress("hashing", is_quiet())
-    try:
+    with Progress("hashing", is_quiet()) as progress:
         result = repo.add(*paths, cwd=Path.cwd(), progress=progress)
-    finally:
-        progress.close()
     if not is_quiet() and sys.stderr.isatty():
         click.echo(
             f"staged {len(result.added)} new, {len(result.updated)} changed, "
@@ -247,13 +244,10 @@ def checkout(force: bool, into: str | None, only: tuple[str, ...], detach: bool,
     and HEAD does not move.
     """
     repo = open_repo()
-    progress = Progress(f"checkout {rev}", is_quiet())
-    try:
+    with Progress(f"checkout {rev}", is_quiet()) as progress:
         result = repo.checkout(
             rev, into=into, only=only, force=force, detach=detach, progress=progress
         )
-    finally:
-        progress.close()
     if not is_quiet():
         click.echo(
             f"{rev}: {len(result.written)} file(s) written ({human(result.bytes_written)}), "

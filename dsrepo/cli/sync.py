@@ -80,13 +80,10 @@ def push(
 ) -> None:
     """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
     repo = open_repo()
-    progress = Progress(f"push {remote_name or ''}".rstrip(), is_quiet())
-    try:
+    with Progress(f"push {remote_name or ''}".rstrip(), is_quiet()) as progress:
         result = repo.push(
             remote_name, refs, tags=tags, force=force, dry_run=dry_run, jobs=jobs, progress=progress
         )
-    finally:
-        progress.close()
     for u in result.updates:
         old = short(u.old) if u.old else "(new)"
         click.echo(
@@ -111,11 +108,8 @@ def push(
 def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
     repo = open_repo()
-    progress = Progress(f"fetch {remote_name or ''}".rstrip(), is_quiet())
-    try:
+    with Progress(f"fetch {remote_name or ''}".rstrip(), is_quiet()) as progress:
         result = repo.fetch(remote_name, prune=prune, jobs=jobs, progress=progress)
-    finally:
-        progress.close()
     for u in result.updated:
         old = short(u.old) if u.old else "(new)"
         click.echo(
@@ -137,9 +131,8 @@ def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
 @click.argument("branch_name", metavar="BRANCH", required=False)
 def pull(strategy: str | None, remote_name: str | None, branch_name: str | None) -> None:
     """Fetch, then fast-forward or merge (with merge's rules: conflicts stop, nothing is lost)."""
-    out = open_repo().pull(
-        remote_name, branch_name, strategy=strategy, progress=Progress("pull", is_quiet())
-    )
+    with Progress("pull", is_quiet()) as progress:
+        out = open_repo().pull(remote_name, branch_name, strategy=strategy, progress=progress)
     click.echo(
         {
             "up-to-date": "Already up to date.",
@@ -176,8 +169,7 @@ def clone(
     """Copy a remote dataset repository into a new directory."""
     from dsrepo import S3Options
 
-    progress = Progress("clone", is_quiet())
-    try:
+    with Progress("clone", is_quiet()) as progress:
         repo = Repository.clone(
             url,
             directory,
@@ -187,8 +179,6 @@ def clone(
             s3=S3Options(endpoint_url, region, profile),
             progress=progress,
         )
-    finally:
-        progress.close()
     if not is_quiet():
         click.echo(f"Cloned {url} into {repo.root}", err=True)
 
@@ -215,8 +205,7 @@ def get(
     from dsrepo import S3Options, split_revision
 
     url, rev = split_revision(url)
-    progress = Progress("get", is_quiet())
-    try:
+    with Progress("get", is_quiet()) as progress:
         result = Repository.get(
             url,
             directory,
@@ -226,8 +215,6 @@ def get(
             s3=S3Options(endpoint_url, region, profile),
             progress=progress,
         )
-    finally:
-        progress.close()
     if not is_quiet():
         click.echo(
             f"{len(result.written)} file(s) written ({human(result.bytes_written)}), {result.kept} unchanged",
