@@ -48,6 +48,23 @@ def paths_after_dashdash() -> list[str]:
     return args[args.index("--") + 1 :] if "--" in args else []
 
 
+class Utf8Text(click.types.StringParamType):
+    """Text that is stored (a message, a config value, a URL): it must be valid UTF-8. A command
+    line byte the locale cannot decode reaches Python as a lone surrogate, which no object,
+    config file or reflog can hold; refused here as a usage error (exit 2)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail(f"{text[:80]!r} is not valid UTF-8", param, ctx)
+        return text
+
+
+UTF8 = Utf8Text()
+
+
 def open_repo() -> Repository:
     """The repository containing the current directory."""
     return Repository.open(".")

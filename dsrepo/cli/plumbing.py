@@ -20,7 +20,7 @@ from dsrepo import (
     Tree,
     TreeEntry,
 )
-from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, write_stdout
 
 
@@ -130,7 +130,7 @@ def rev_parse(revs: tuple[str, ...]) -> None:
 @click.option(
     "-d", "delete", is_flag=True, help="Delete the ref (NEW is then the expected old value)."
 )
-@click.option("-m", "message", default="update-ref", help="Reflog message.")
+@click.option("-m", "message", default="update-ref", type=UTF8, help="Reflog message.")
 @click.argument("name")
 @click.argument("new", required=False)
 @click.argument("old", required=False)
@@ -164,11 +164,20 @@ def count_objects_cmd(verbose: bool) -> None:
 
 
 @cli.command("fsck")
-def fsck_cmd() -> None:
+@click.option(
+    "--remote", "remote_name", metavar="NAME", help="Check a remote where it lies (no clone)."
+)
+@click.option("--read-data", is_flag=True, help="With --remote: read and re-hash every object too.")
+def fsck_cmd(remote_name: str | None, read_data: bool) -> None:
     """Verify every object's hash and encoding, and that everything referenced exists."""
+    if read_data and remote_name is None:
+        raise click.UsageError("--read-data goes with --remote (a local fsck reads every object)")
     repo = open_repo()
     with Progress("checking packs", is_quiet(), unit="packs") as progress:
-        report = repo.fsck(progress)
+        if remote_name is None:
+            report = repo.fsck(progress)
+        else:
+            report = repo.fsck_remote(remote_name, read_data=read_data, progress=progress)
     for p in report.problems:
         click.echo(p, err=True)
     for name in report.orphan_packs:
@@ -184,7 +193,12 @@ def fsck_cmd() -> None:
             err=True,
         )
     if not is_quiet():
+        checked = (
+            "indexed inside their packs (--read-data re-hashes them)"
+            if remote_name is not None and not read_data
+            else f"verified ({human(report.bytes_checked)})"
+        )
         click.echo(
-            f"ok: {report.objects} objects in {report.packs} packs verified "
-            f"({human(report.bytes_checked)}), {report.reachable} reachable"
+            f"ok: {report.objects} objects in {report.packs} packs {checked}, "
+            f"{report.reachable} reachable"
         )

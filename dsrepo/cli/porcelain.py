@@ -3,13 +3,14 @@ merge, config. Reading history is in ``history``, remotes in ``sync``."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from dsrepo import ConfigError, Repository, shorten
-from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
 
 
@@ -20,7 +21,8 @@ def init(directory: str, initial_branch: str) -> None:
     """Create an empty repository in DIRECTORY."""
     repo = Repository.init(directory, branch=initial_branch)
     if not is_quiet():
-        click.echo(f"Initialized empty dsrepo repository in {repo.dsdir}")
+        # bytes: the path as the file system has it, even when not valid UTF-8
+        click.echo(b"Initialized empty dsrepo repository in " + os.fsencode(repo.dsdir))
 
 
 @cli.command()
@@ -96,6 +98,8 @@ def status(short_format: bool) -> None:
             )
         else:
             click.echo(f"Your branch is up to date with '{st.upstream}'.")
+    if st.interrupted:
+        click.echo(f"'{st.interrupted}' was interrupted; run it again to complete it")
     if st.merging:
         click.echo(
             f"Merging {', '.join(short(m) for m in st.merging)} (commit to conclude, or merge --abort)"
@@ -126,7 +130,7 @@ def status(short_format: bool) -> None:
 
 
 @cli.command()
-@click.option("-m", "--message", required=True, help="The commit message.")
+@click.option("-m", "--message", required=True, type=UTF8, help="The commit message.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Stage changes to tracked files first.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata (VALUE may be JSON).")
 @click.option(
@@ -151,7 +155,7 @@ def commit(
 
 @cli.command()
 @click.option("-a", "--annotate", is_flag=True, help="Make an annotated tag (needs -m).")
-@click.option("-m", "--message", help="Tag message (implies -a).")
+@click.option("-m", "--message", type=UTF8, help="Tag message (implies -a).")
 @click.option(
     "-l", "--list", "list_", is_flag=True, help="List tags (optionally matching PATTERN)."
 )
@@ -271,7 +275,7 @@ def restore(source: str | None, staged: bool, paths: tuple[str, ...]) -> None:
     type=click.Choice(["ours", "theirs", "first", "last"]),
     help="Decide conflicting paths explicitly (never done silently).",
 )
-@click.option("-m", "--message", help="Merge commit message.")
+@click.option("-m", "--message", type=UTF8, help="Merge commit message.")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata for the merge commit.")
 @click.option("--no-commit", is_flag=True, help="Write the merged files but do not commit yet.")
 @click.option("--no-ff", is_flag=True, help="Always record a merge commit.")
@@ -319,7 +323,7 @@ def merge(
 @click.option("--unset", is_flag=True, help="Remove the key.")
 @click.option("-l", "--list", "list_", is_flag=True, help="List all settings.")
 @click.argument("key", required=False)
-@click.argument("value", required=False)
+@click.argument("value", required=False, type=UTF8)
 def config(global_: bool, unset: bool, list_: bool, key: str | None, value: str | None) -> None:
     """Get or set configuration (user.name, user.email, remote.NAME.url, ...)."""
     from dsrepo import user_config

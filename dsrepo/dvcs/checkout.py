@@ -3,29 +3,38 @@ for jobs that only read, and ``restore``.
 
 Safety rules: only files that differ are written, each through a temp file renamed into place by
 :class:`~dsrepo.dvcs.paths.SafeWriter` (which never follows a symlink in a leading component and
-never writes outside the target directory); files the version lacks are removed only when they
-hold no uncommitted work; ignored and untracked files are kept; every conflict with uncommitted
-work is listed and nothing is written unless ``force``.
+never writes outside the target directory, and renames a file into place only if its bytes hash to
+the id its tree entry names); files the version lacks are removed only when they hold no
+uncommitted work; ignored and untracked files are kept; every conflict with uncommitted work is
+listed and nothing is written unless ``force``. Before the first change,
+:func:`~dsrepo.dvcs.preflight.preflight` checks every file to write (names, sizes, manifests, link
+targets, data present); a multi-chunk file whose bytes do not hash to its id is only found while
+it streams, and then what the run had changed is put back: a refusal leaves the working copy as it
+was. A file already equal to its target version is not a local change (:func:`settled_paths`), so
+running a killed checkout or merge again completes it (:mod:`dsrepo.dvcs.opstate` records it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs import opstate
+from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite, path_errors
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
-from dsrepo.dvcs.promisor import ensure_present, promisor_remote
-from dsrepo.dvcs.reachability import chunk_ids
+from dsrepo.dvcs.preflight import prefetch as prefetch
+from dsrepo.dvcs.preflight import preflight
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
 from dsrepo.dvcs.revisions import resolve_commit
 from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.errors import CorruptObject, storage_error
+from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
 
@@ -72,14 +81,18 @@ def _write_entry(
     try:
         if e.kind == EntryKind.SYMLINK:
             raw = b"".join(content) if content is not None else repo.store.read_all(e)
+            if len(raw) != e.size or hash_data(raw) != e.id:
+                raise CorruptObject(f"refusing to write {path!r}: its target is not {e.id.hex()}")
             writer.write_symlink(path, os.fsdecode(raw), allow_outside=allow_outside_links)
             return os.lstat(writer.root / path)
         chunks = content if content is not None else repo.store.read_chunks(e)
-        return writer.write_file(path, chunks, e.kind == EntryKind.EXECUTABLE)
+        executable = e.kind == EntryKind.EXECUTABLE
+        return writer.write_file(path, chunks, executable, content_id=e.id, size=e.size)
     except UnsafePath as exc:
         raise PathError(str(exc)) from None
-    except OSError as exc:  # a name or target this filesystem refuses (too long, ...), disk full
-        raise PathError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    except OSError as exc:  # a full or read-only disk (exit 12), a name this filesystem refuses
+        refused = storage_error(exc, writer.root / path)
+        raise refused or PathError(f"cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def _check_case(root: Path, paths: Iterable[str]) -> None:
@@ -113,12 +126,14 @@ def materialize_into(
     into = into.absolute()
     if repo.dsdir == into or repo.dsdir in into.parents:
         raise PathError(f"refusing to materialize into the repository folder {repo.dsdir}")
-    into.mkdir(parents=True, exist_ok=True)
+    with path_errors(into, "directory"):
+        into.mkdir(parents=True, exist_ok=True)
     _check_case(into, files)
     writer = SafeWriter(into)
     result = CheckoutResult(cid)
     conflicts = []
     todo = []
+    existed = set()
     for p, e in sorted(files.items()):
         full = into / p
         if os.path.lexists(full):
@@ -128,20 +143,46 @@ def materialize_into(
             if not force:
                 conflicts.append(p)
                 continue
+            existed.add(p)
         todo.append((p, e))
     if conflicts:
         raise WouldOverwrite(
             f"{len(conflicts)} file(s) in {into} differ from {rev}; use --force to overwrite: "
             + ", ".join(conflicts[:20])
         )
-    prefetch(repo, [e for _, e in todo])
+    preflight(repo, into, todo, allow_outside_links=allow_outside_links)
+    for d in sorted({"", *(p.rpartition("/")[0] for p in files)}):
+        writer.sweep(d)  # the temp files a killed run left (never anything else)
     total = sum(e.size for _, e in todo)
-    for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links):
-        result.written.append(p)
-        result.bytes_written += e.size
-        if progress:
-            progress(result.bytes_written, total)
+    try:
+        for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links):
+            result.written.append(p)
+            result.bytes_written += e.size
+            if progress:
+                progress(result.bytes_written, total)
+    except CorruptObject:  # a file lied about its content: remove the files this run created
+        _put_back(repo, writer, {}, [p for p in result.written if p not in existed], [])
+        raise
     return result
+
+
+def _put_back(
+    repo: Repository,
+    writer: SafeWriter,
+    before: Mapping[str, TreeEntry],
+    written: Sequence[str],
+    removed: Sequence[str],
+) -> None:
+    """Undo a write phase refused midway: every path it wrote or removed held its ``before``
+    version (a checkout without ``force`` touches clean files only) or nothing."""
+    for p in written:
+        if p not in before:
+            with contextlib.suppress(OSError, UnsafePath):
+                writer.remove(p)
+                writer.remove_empty_parents(p)
+    back = [(p, before[p]) for p in sorted({*written, *removed}) if p in before]
+    for _ in _write_entries(repo, writer, back, allow_outside_links=False):
+        pass
 
 
 def _same_content(full: Path, e: TreeEntry, repo: Repository) -> bool:
@@ -172,6 +213,31 @@ def dirty_paths(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEnt
     return dirty
 
 
+def settled_paths(
+    repo: Repository,
+    wt: Worktree,
+    head_files: Mapping[str, TreeEntry],
+    new_files: Mapping[str, TreeEntry],
+    candidates: Iterable[str],
+) -> set[str]:
+    """The ``candidates`` (paths with uncommitted changes) whose only change is that the file
+    already is the target version, as a killed checkout or merge leaves it: still staged as in HEAD
+    (or as the target), and equal to the target entry (kind, size, exec bit, hash), or absent
+    where the target has none. Writing them changes nothing; an edited file never qualifies."""
+    out = set()
+    for p in candidates:
+        new = new_files.get(p)
+        if not (_staged_as(wt.index, p, head_files.get(p)) or _staged_as(wt.index, p, new)):
+            continue
+        full = wt.root / p
+        if new is None:
+            if not os.path.lexists(full):
+                out.add(p)
+        elif _same_content(full, new, repo):
+            out.add(p)
+    return out
+
+
 def switch_to(
     repo: Repository,
     wt: Worktree,
@@ -179,16 +245,23 @@ def switch_to(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    operation: str | None = None,
 ) -> CheckoutResult:
     """Make the working copy and index match commit ``target`` (HEAD is moved by the caller).
 
     Uncommitted changes to paths the switch does not touch are carried over, as git does.
     """
-    head = repo.head_commit()
-    head_files = repo.flatten(repo.commit_tree(head))
+    head_files = repo.flatten(repo.commit_tree(repo.head_commit()))
     new_files = repo.flatten(repo.commit_tree(target))
     return apply_files(
-        repo, wt, head_files, new_files, commit=target, force=force, progress=progress
+        repo,
+        wt,
+        head_files,
+        new_files,
+        commit=target,
+        force=force,
+        progress=progress,
+        operation=operation,
     )
 
 
@@ -201,7 +274,11 @@ def apply_files(
     commit: ObjectId | None,
     force: bool,
     progress: Progress | None = None,
+    operation: str | None = None,
 ) -> CheckoutResult:
+    """Turn the working copy and index from ``head_files`` into ``new_files``: every check first
+    (local changes, files in the way, :func:`preflight`), then ``operation`` (``checkout main``) is
+    recorded in progress (:mod:`dsrepo.dvcs.opstate`; the caller finishes it), then files change."""
     _check_case(wt.root, new_files)
     dirty = set() if force else dirty_paths(repo, wt, head_files)
     touched = {
@@ -214,6 +291,8 @@ def apply_files(
             and (head_files[p].kind, head_files[p].id) != (new_files[p].kind, new_files[p].id)
         )
     }
+    settled = settled_paths(repo, wt, head_files, new_files, dirty & touched)
+    dirty -= settled
     blocked = sorted(dirty & touched)
     if not force:
         # untracked files in the way of files the target adds
@@ -225,8 +304,11 @@ def apply_files(
                     # this switch removes (they are removed first, then the folder is pruned)
                     if not _only_removed_files(full, p, head_files, new_files, wt, dirty):
                         blocked.append(p)
-                elif os.path.lexists(full) and not _same_content(full, new_files[p], repo):
-                    blocked.append(p)
+                elif os.path.lexists(full):
+                    if _same_content(full, new_files[p], repo):
+                        settled.add(p)  # e.g. written by a killed clone: kept, not rewritten
+                    else:
+                        blocked.append(p)
     if blocked:
         raise WouldOverwrite(
             "your local changes would be overwritten (commit them, or use --force to discard): "
@@ -241,50 +323,69 @@ def apply_files(
         (p, e)
         for p, e in sorted(new_files.items())
         if p not in carried
+        and p not in settled
         and (force or p in touched or p not in index.entries or not os.path.lexists(wt.root / p))
     ]
     if force:  # only rewrite what actually differs on disk
         to_write = [(p, e) for p, e in to_write if not _same_content(wt.root / p, e, repo)]
     if wt.sparse is not None:  # a partial working copy materializes only its patterns
         to_write = [(p, e) for p, e in to_write if wt.sparse(p)]
-    prefetch(repo, [e for _, e in to_write])
-    to_remove = [
-        p
-        for p in sorted(set(head_files) | set(index.entries))
-        if p not in new_files and p not in carried
-    ]
-    for p in to_remove:
-        full = wt.root / p
-        try:
-            if full.is_symlink() or full.is_file():
-                full.unlink()
-                result.removed.append(p)
-            writer.remove_empty_parents(p)
-        except (OSError, UnsafePath):
-            pass
-        index.remove(p)
-    total = sum(e.size for _, e in to_write)
-    for p, _e in to_write:
-        full = wt.root / p
-        if _is_real_dir(full):
-            _remove_tree_if_untracked_free(full)
-    for p, e, st in _write_entries(repo, writer, to_write, allow_outside_links=False):
-        result.written.append(p)
-        result.bytes_written += e.size
-        if st is not None:
-            index.set(IndexEntry.written(p, e, st))
-        if progress:
-            progress(result.bytes_written, total)
-    written = {w for w, _ in to_write}
-    for p, e in new_files.items():
-        if p not in carried and p not in written:
-            cur = index.entries.get(p)
-            if cur is None or cur.version != (e.kind, e.id):
-                index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
-            result.kept += 1
-    if commit is not None and all(_staged_as(index, p, new_files.get(p)) for p in carried):
-        index.tree = repo.commit_tree(commit)  # the index equals the target tree
-    index.save()
+    preflight(repo, wt.root, to_write)
+    writer.sweep()  # the case probe's temp file; others go as their directories are written
+    previous = opstate.current(repo.dsdir)
+    if operation is not None:
+        opstate.begin(repo.dsdir, operation)
+    try:
+        to_remove = [
+            p
+            for p in sorted(set(head_files) | set(index.entries))
+            if p not in new_files and p not in carried
+        ]
+        for p in to_remove:
+            full = wt.root / p
+            try:
+                if full.is_symlink() or full.is_file():
+                    full.unlink()
+                    result.removed.append(p)
+                writer.remove_empty_parents(p)
+            except (OSError, UnsafePath):
+                pass
+            index.remove(p)
+        total = sum(e.size for _, e in to_write)
+        for p, _e in to_write:
+            full = wt.root / p
+            if _is_real_dir(full):
+                _remove_tree_if_untracked_free(full)
+        for p, e, st in _write_entries(repo, writer, to_write, allow_outside_links=False):
+            result.written.append(p)
+            result.bytes_written += e.size
+            if st is not None:
+                index.set(IndexEntry.written(p, e, st))
+            if progress:
+                progress(result.bytes_written, total)
+        for p in sorted(settled & new_files.keys()):  # already the target version: just record it
+            with contextlib.suppress(OSError):
+                index.set(IndexEntry.written(p, new_files[p], os.lstat(wt.root / p)))
+        written = {w for w, _ in to_write}
+        for p, e in new_files.items():
+            if p not in carried and p not in written:
+                cur = index.entries.get(p)
+                if cur is None or cur.version != (e.kind, e.id):
+                    index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
+                result.kept += 1
+        if commit is not None and all(_staged_as(index, p, new_files.get(p)) for p in carried):
+            index.tree = repo.commit_tree(commit)  # the index equals the target tree
+        index.save()
+    except CorruptObject:  # found while streaming: put back what changed, then refuse
+        if force:
+            raise
+        _put_back(repo, writer, head_files, result.written, result.removed)
+        wt.index = StagingIndex(wt.index.path)  # as saved: this run never saved it
+        if previous is not None:
+            opstate.begin(repo.dsdir, previous)
+        else:
+            opstate.finish(repo.dsdir)
+        raise
     return result
 
 
@@ -302,13 +403,6 @@ def _staged_as(index: StagingIndex, path: str, entry: TreeEntry | None) -> bool:
     if entry is None:
         return staged is None
     return staged is not None and staged.version == (entry.kind, entry.id)
-
-
-def prefetch(repo: Repository, entries: Sequence[TreeEntry]) -> None:
-    """In a partial clone, fetch the chunks these entries need in one batch before writing."""
-    if not promisor_remote(repo):
-        return
-    ensure_present(repo, chunk_ids(repo, entries))
 
 
 def _only_removed_files(
@@ -360,12 +454,15 @@ def checkout(
     ):
         branch = branch_ref(rev)
     target = resolve_commit(repo, rev)
-    result = switch_to(repo, wt, target, force=force, progress=progress)
+    # to run again after a kill: a branch by name, anything else (HEAD~1...) by its commit id
+    operation = f"checkout {rev}" if branch is not None else f"checkout --detach {target.hex()}"
+    result = switch_to(repo, wt, target, force=force, progress=progress, operation=operation)
     who = repo.reflog_identity()
     if branch is not None:
         repo.refs.set_symbolic("HEAD", branch, who=who, message=f"checkout: moving to {rev}")
     else:
         repo.refs.set_detached("HEAD", target, who=who, message=f"checkout: moving to {rev}")
+    opstate.finish(repo.dsdir)
     return result
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,17 +14,28 @@ from typing import TYPE_CHECKING, Any
 
 from dsrepo.dvcs.errors import (
     NothingToCommit,
+    PathError,
     RefExists,
     RepositoryError,
     StateError,
     UnknownRevision,
 )
+from dsrepo.dvcs.integrity import show_path
 from dsrepo.dvcs.mergestate import clear_merge_state, merge_heads_in_progress
 from dsrepo.dvcs.refnames import HEADS, TAGS, branch_ref, shorten, tag_ref
 from dsrepo.dvcs.revisions import resolve, resolve_commit
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.model import Commit, ObjectType, Tag, TreeEntry
+from dsrepo.objects.model import (
+    MAX_INT,
+    MAX_JSON_DEPTH,
+    MIN_INT,
+    Commit,
+    ObjectType,
+    Tag,
+    TreeEntry,
+    path_limit_problem,
+)
 from dsrepo.objects.store import ObjectStore
 
 if TYPE_CHECKING:
@@ -31,10 +44,17 @@ if TYPE_CHECKING:
 
 
 def write_tree(store: ObjectStore, files: Mapping[str, TreeEntry]) -> ObjectId:
-    """Store the nested trees for a flat ``path → entry`` map; returns the root tree id."""
+    """Store the nested trees for a flat ``path → entry`` map; returns the root tree id.
+
+    A path beyond the limits every tree is held to (``MAX_TREE_DEPTH``, ``MAX_PATH_BYTES``,
+    ``MAX_NAME_BYTES`` in :mod:`dsrepo.objects.model`) raises PathError: such a tree would be
+    refused by fetch, clone and get, and reported by fsck."""
     children: dict[str, list[TreeEntry]] = defaultdict(list)
     dirs: set[str] = {""}
     for path, e in files.items():
+        problem = path_limit_problem(path)
+        if problem:
+            raise PathError(f"cannot record {show_path(path)}: {problem}")
         parent, _, name = path.rpartition("/")
         children[parent].append(TreeEntry(name, e.kind, e.size, e.id, e.manifest))
         while parent and parent not in dirs:
@@ -132,34 +152,164 @@ def commit(
         store.abort()
         raise
     kind = "commit (merge)" if merging else "commit (initial)" if head is None else "commit"
+    # the cache-tree describes the index's own entries, so it can be saved before HEAD moves: a
+    # full disk then fails the commit before it lands, not after
+    wt.index.tree = tree
+    wt.index.save()
     repo.update_head(cid, head, f"{kind}: {message.splitlines()[0]}")
     clear_merge_state(repo)
-    wt.index.tree = tree  # the index now equals the committed tree
-    wt.index.save()
     return CommitInfo(cid, c)
+
+
+META_MAX_BYTES = 1 << 20
+"""A ``--meta-file`` (or one ``--meta`` value) holds at most this many bytes."""
+META_MAX_DEPTH = MAX_JSON_DEPTH
+"""Metadata nests at most this many levels of objects and arrays; the metadata object itself is
+level 1, so a ``--meta`` value has one level less. Commits deeper than this cannot be encoded."""
 
 
 def parse_meta(pairs: list[str], meta_file: str | None) -> dict[str, Any]:
     """``--meta KEY=VALUE`` (VALUE parsed as JSON when it is JSON, else a string) and
-    ``--meta-file FILE`` (a JSON object)."""
+    ``--meta-file FILE`` (a JSON object). Metadata that cannot be stored (nested deeper than
+    :data:`META_MAX_DEPTH`, larger than :data:`META_MAX_BYTES`, a number out of range) raises
+    RepositoryError, in one line."""
     out: dict[str, Any] = {}
     if meta_file:
+        shown = _quote(meta_file)
         try:
-            doc = json.loads(Path(meta_file).read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RepositoryError(f"cannot read metadata file {meta_file}: {exc}") from None
+            with open(meta_file, "rb") as f:
+                raw = f.read(META_MAX_BYTES + 1)
+        except OSError as exc:
+            raise RepositoryError(
+                f"cannot read metadata file {shown}: {exc.strerror or exc}"
+            ) from None
+        if len(raw) > META_MAX_BYTES:
+            raise RepositoryError(
+                f"metadata file {shown} is larger than {META_MAX_BYTES >> 20} MiB"
+            )
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RepositoryError(f"metadata file {shown} is not UTF-8 text") from None
+        doc = _load_json(text, 1, f"metadata file {shown}")
         if not isinstance(doc, dict):
-            raise RepositoryError(f"metadata file {meta_file} must hold a JSON object")
+            raise RepositoryError(
+                f"metadata file {shown} must hold a JSON object ({{...}}), not {_json_kind(doc)}"
+            )
         out.update(doc)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise RepositoryError(f"invalid --meta {pair!r}: expected KEY=VALUE")
+            raise RepositoryError(f"invalid --meta {_quote(pair)}: expected KEY=VALUE")
+        if len(value.encode("utf-8", "surrogatepass")) > META_MAX_BYTES:
+            raise RepositoryError(f"--meta {_quote(key)}: value larger than 1 MiB")
         try:
-            out[key] = json.loads(value)
-        except ValueError:
+            out[key] = _load_json(value, 2, f"--meta {_quote(key)}")
+        except _NotJson:
             out[key] = value
+        bad = _unstorable({key: out[key]})
+        if bad:
+            raise RepositoryError(f"--meta {_quote(key)}: {bad}")
     return out
+
+
+class _NotJson(RepositoryError):
+    """Text that is not JSON (a ``--meta`` value is then kept as a string)."""
+
+
+def _quote(text: str) -> str:
+    """``text`` for a one-line message: quoted, escaped, at most 80 characters of it."""
+    return repr(text) if len(text) <= 80 else repr(text[:80]) + "..."
+
+
+def _json_kind(value: Any) -> str:
+    return "an array" if isinstance(value, list) else f"a {type(value).__name__} value"
+
+
+def _load_json(text: str, level: int, where: str) -> Any:
+    """``text``, a value at nesting ``level`` of the metadata (1: the metadata object), parsed
+    as JSON. Checked before parsing for nesting deeper than :data:`META_MAX_DEPTH` (which could
+    exhaust the parser's recursion) and after it for numbers a commit cannot hold. Text that is
+    not JSON raises _NotJson; JSON that cannot be stored, RepositoryError."""
+    depth = _json_depth(text) + level - 1
+    if depth > META_MAX_DEPTH:
+        raise RepositoryError(
+            f"{where}: metadata nested {depth} levels deep (at most {META_MAX_DEPTH})"
+        )
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        value = json.loads(text, parse_constant=no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise _NotJson(f"{where}: not valid JSON: {exc}") from None
+    bad = _unstorable(value)
+    if bad:
+        raise RepositoryError(f"{where}: {bad}")
+    return value
+
+
+_JSON_TOKENS = re.compile(r'[\[\]{}"\\]')
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text``, outside strings (a linear scan)."""
+    depth = deepest = 0
+    in_string = False
+    skip_to = 0  # the character after a backslash is escaped
+    for m in _JSON_TOKENS.finditer(text):
+        i = m.start()
+        if i < skip_to:
+            continue
+        ch = m.group()
+        if in_string:
+            if ch == "\\":
+                skip_to = i + 2
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text with lone surrogates (undecodable bytes of a command line or file name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a parsed JSON value (depth already checked) cannot be stored in a commit, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return None if _is_utf8(value) else f"{_quote(value)} is not valid UTF-8"
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            return (
+                f"the number {_quote(str(value))} is out of the 64-bit range (quote it as a string)"
+            )
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "a number out of range (quote it as a string)"
+    if isinstance(value, dict):
+        bad_key = next((k for k in value if not _is_utf8(k)), None)
+        if bad_key is not None:
+            return f"the key {_quote(bad_key)} is not valid UTF-8"
+    for item in value.values() if isinstance(value, dict) else value:
+        bad = _unstorable(item)
+        if bad:
+            return bad
+    return None
 
 
 # ---------------------------------------------------------------- tags

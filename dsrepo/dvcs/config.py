@@ -6,12 +6,16 @@ Credentials never belong here: S3 settings use the AWS conventions (environment,
 from __future__ import annotations
 
 import configparser
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from dsrepo import environment
 from dsrepo.dvcs.errors import ConfigError
 from dsrepo.dvcs.fsutil import atomic_write
+from dsrepo.dvcs.lock import DEFAULT_TIMEOUT, file_lock
+from dsrepo.objects.errors import storage_refusals
 
 _KEY = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)(?:\.(.+))?\.([A-Za-z][A-Za-z0-9_-]*)$")
 _SECRET_WORDS = ("secret", "password", "token", "access_key", "accesskey")
@@ -35,14 +39,37 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 class ConfigFile:
+    """One INI file. Each change (``set``, ``remove_section``, ``rename_section``) is one
+    read-modify-write under ``<file>.lock``: the file is read again under the lock, so two
+    processes changing different keys never lose one."""
+
+    lock_timeout = DEFAULT_TIMEOUT
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.parser = configparser.ConfigParser(interpolation=None, strict=False)
-        if path.exists():
+        self.parser = self._read()
+
+    def _read(self) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        if self.path.exists():
             try:
-                self.parser.read(path, encoding="utf-8")
+                parser.read(self.path, encoding="utf-8")
             except configparser.Error as exc:
-                raise ConfigError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+                msg = str(exc).splitlines()[0]
+                raise ConfigError(f"cannot parse {self.path}: {msg}") from None
+        return parser
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[configparser.ConfigParser]:
+        """Read the file again under its lock, let the caller change it, save it (atomically)."""
+        with contextlib.suppress(OSError):  # save() reports a directory it cannot make
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock = file_lock(lock_path, f"the config file ({lock_path})")
+        with lock.held(self.lock_timeout):
+            self.parser = self._read()
+            yield self.parser
+            self.save()
 
     def get(self, key: str) -> str | None:
         section, name = split_key(key)
@@ -50,35 +77,33 @@ class ConfigFile:
 
     def set(self, key: str, value: str | None) -> None:
         section, name = split_key(key)
-        if value is None:
-            if self.parser.has_section(section):
-                self.parser.remove_option(section, name)
-                if not self.parser.options(section):
-                    self.parser.remove_section(section)
-        else:
-            if any(w in name for w in _SECRET_WORDS):
-                raise ConfigError(
-                    f"refusing to store {key!r} in a config file: use the AWS environment "
-                    "variables or a profile (~/.aws/credentials) for credentials"
-                )
-            if not self.parser.has_section(section):
-                self.parser.add_section(section)
-            self.parser.set(section, name, value)
-        self.save()
+        if value is not None and any(w in name for w in _SECRET_WORDS):
+            raise ConfigError(
+                f"refusing to store {key!r} in a config file: use the AWS environment "
+                "variables or a profile (~/.aws/credentials) for credentials"
+            )
+        with self._changing() as parser:
+            if value is None:
+                if parser.has_section(section):
+                    parser.remove_option(section, name)
+                    if not parser.options(section):
+                        parser.remove_section(section)
+            else:
+                if not parser.has_section(section):
+                    parser.add_section(section)
+                parser.set(section, name, value)
 
     def remove_section(self, section: str) -> bool:
-        removed = self.parser.remove_section(section)
-        if removed:
-            self.save()
-        return removed
+        with self._changing() as parser:
+            return parser.remove_section(section)
 
     def rename_section(self, old: str, new: str) -> None:
-        items = dict(self.parser.items(old))
-        self.parser.remove_section(old)
-        self.parser.add_section(new)
-        for k, v in items.items():
-            self.parser.set(new, k, v)
-        self.save()
+        with self._changing() as parser:
+            items = dict(parser.items(old))
+            parser.remove_section(old)
+            parser.add_section(new)
+            for k, v in items.items():
+                parser.set(new, k, v)
 
     def sections(self) -> list[str]:
         return self.parser.sections()
@@ -97,7 +122,8 @@ class ConfigFile:
 
         buf = io.StringIO()
         self.parser.write(buf)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with storage_refusals(self.path.parent):  # a full or read-only disk: one line, exit 12
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, buf.getvalue().encode("utf-8"))
 
 

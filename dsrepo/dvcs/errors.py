@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from dsrepo.errors import DsrepoError
+from dsrepo.objects.errors import storage_error
 
 
 class RepositoryError(DsrepoError):
@@ -111,3 +115,24 @@ class RemoteRefChanged(PushRejected):
 
 class TagExists(PushRejected):
     """The remote already has a different tag of that name."""
+
+
+class Locked(RepositoryError):
+    """Another dsrepo process holds a lock this one needs (the index, a config file) for longer
+    than a writer waits (:mod:`dsrepo.dvcs.lock`)."""
+
+    exit_code = 11
+
+
+@contextlib.contextmanager
+def path_errors(path: object, what: str = "path") -> Iterator[None]:
+    """OS errors on a path a user named become one line: a full or unwritable disk is
+    StorageUnavailable (exit 12), anything else (not a directory, a name too long, in the way)
+    PathError (exit 9) naming ``what`` and the path."""
+    try:
+        yield
+    except OSError as exc:
+        refused = storage_error(exc, path)
+        if refused is not None:
+            raise refused from None
+        raise PathError(f"cannot use {what} {path}: {exc.strerror or exc}") from None

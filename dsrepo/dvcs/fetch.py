@@ -4,19 +4,22 @@ Order matters, because pushers may be writing the remote meanwhile: the remote's
 first, then its pack indexes (any pack a ref can reach was indexed before the ref moved, so it
 is listed). The metadata the local repository lacks is copied first; the data chunks that the
 new commits need (only the sparse patterns' files, in a partial clone) next; every object is
-verified on arrival and flushed before any ref moves.
+verified on arrival and flushed before any ref moves. What arrived is also checked along every
+reference (types, sizes, path limits: :mod:`dsrepo.dvcs.integrity`) before any ref moves; a
+remote that fails is called damaged, and what it sent stays unreferenced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import RemoteError
+from dsrepo.dvcs.integrity import Closure, check_closure, summary
 from dsrepo.dvcs.pathmatch import match_only, sparse_patterns
 from dsrepo.dvcs.push import RefStatus, RefUpdate
-from dsrepo.dvcs.reachability import complete_commits, peel_tags, reachable_objects
+from dsrepo.dvcs.reachability import complete_commits
 from dsrepo.dvcs.refnames import HEADS, REMOTES, TAGS
 from dsrepo.dvcs.remote import Remote, TransferStats, open_remote
 from dsrepo.dvcs.remote_config import is_remote
@@ -51,22 +54,50 @@ def fetch(
         return _fetch(repo, remote, prune=prune, jobs=jobs, only=only, progress=progress)
 
 
-def receive_history(repo: Repository, remote: Remote, refs: dict[str, ObjectId]) -> list[ObjectId]:
-    """Copy the metadata the remote has and ``repo`` lacks; return the commits ``refs`` name
-    (tags peeled). A ref naming an object the remote does not hold is damage, named as such."""
+def receive_history(repo: Repository, remote: Remote, refs: dict[str, ObjectId]) -> None:
+    """Copy the metadata the remote has and ``repo`` lacks. A ref naming an object the remote
+    does not hold, or a data chunk, is damage, named as such."""
     copy_metadata(remote.store, repo.store, where=remote.where)
     if repo.store.missing(refs.values()):
         # not damage yet: list the remote's indexes once more before calling anything missing
         remote.store.sync_index()
         copy_metadata(remote.store, repo.store, where=remote.where)
-    tips = []
     for ref, oid in refs.items():
         if not repo.store.has(oid):
-            raise RemoteError(
-                f"the remote {remote.url} lacks object {oid.hex()} named by its ref {ref}"
+            what = (
+                f"{remote.store.object_type(oid).label} {oid.hex()}, not a commit"
+                if remote.store.has(oid)
+                else f"object {oid.hex()}, which the remote does not hold"
             )
-        tips.append(peel_tags(repo, oid)[1])
-    return tips
+            refuse(remote, [f"{ref}: names {what}"])
+
+
+def check_received(
+    repo: Repository,
+    remote: Remote,
+    refs: dict[str, ObjectId],
+    *,
+    want_data: Callable[[str], bool] | None = None,
+    data: bool = True,
+) -> Closure:
+    """Check what the remote's ``refs`` lead to, as far as it is new here (below the local refs
+    everything is complete and was checked when it came): types, sizes and path limits
+    (:mod:`dsrepo.dvcs.integrity`), after the metadata is stored and before any data moves;
+    chunks not here yet are checked against the remote's index, which is what
+    ``copy_objects`` verifies each arriving chunk against. Raises RemoteError naming the first
+    problem; returns the walk (``chunks``: the data to copy)."""
+    stop = complete_commits(repo, repo.refs.list("refs/").values())
+    closure = check_closure(
+        repo.store, refs.items(), stop=stop, want_data=want_data, data=data, source=remote.store
+    )
+    refuse(remote, closure.problems)
+    return closure
+
+
+def refuse(remote: Remote, problems: list[str]) -> None:
+    """Raise RemoteError for damage received from ``remote`` (no ref has moved yet)."""
+    if problems:
+        raise RemoteError(f"the remote {remote.url} is damaged: {summary(problems)}")
 
 
 def _fetch(
@@ -82,11 +113,10 @@ def _fetch(
     remote_refs = remote.read_refs((HEADS, TAGS))
     patterns = list(only) if only else sparse_patterns(repo)
     want_data = match_only(patterns) if patterns else None
-    tips = receive_history(repo, remote, remote_refs)
-    stop = complete_commits(repo, repo.refs.list("refs/").values())
-    _, chunks = reachable_objects(repo, tips, stop, want_data=want_data)
+    receive_history(repo, remote, remote_refs)
+    closure = check_received(repo, remote, remote_refs, want_data=want_data)
     copied = copy_objects(
-        remote.store, repo.store, chunks, jobs=jobs, progress=progress, where=remote.where
+        remote.store, repo.store, closure.chunks, jobs=jobs, progress=progress, where=remote.where
     )
     result.updated, result.pruned = _update_refs(repo, remote.name, remote_refs, prune)
     result.stats = remote.stats(copied)

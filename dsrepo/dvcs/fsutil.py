@@ -1,10 +1,17 @@
-"""Crash-safe local file writes: temp file in the same directory, fsync, rename, fsync dir."""
+"""Crash-safe local file writes: temp file in the same directory, fsync, rename, fsync dir.
+
+A write the filesystem refuses for lack of space or permission (ENOSPC, EDQUOT, EROFS, EACCES,
+EPERM) raises :class:`~dsrepo.objects.errors.StorageUnavailable` (one line naming the file, exit
+12) and leaves the previous file in place; no temporary file is left behind.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from dsrepo.objects.errors import storage_refusals
 
 
 def fsync_dir(path: Path) -> None:
@@ -16,6 +23,11 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    with storage_refusals(path):
+        _atomic_write(path, data, durable)
+
+
+def _atomic_write(path: Path, data: bytes, durable: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

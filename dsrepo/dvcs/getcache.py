@@ -14,14 +14,16 @@ from blake3 import blake3
 from dsrepo import environment
 from dsrepo.dvcs.checkout import CheckoutResult, materialize_into
 from dsrepo.dvcs.errors import UnknownRevision
-from dsrepo.dvcs.fetch import receive_history
+from dsrepo.dvcs.fetch import check_received, receive_history
+from dsrepo.dvcs.lock import gc_lock
 from dsrepo.dvcs.pathmatch import match_only
-from dsrepo.dvcs.reachability import chunk_ids, peel_tags
+from dsrepo.dvcs.reachability import chunk_ids
 from dsrepo.dvcs.refnames import HEADS, TAGS
 from dsrepo.dvcs.remote import Remote
 from dsrepo.dvcs.remote_config import normalize_url
 from dsrepo.objects.errors import InvalidId
 from dsrepo.objects.ids import ObjectId, from_hex
+from dsrepo.objects.model import ObjectType
 from dsrepo.objects.transfer import Progress, copy_objects
 from dsrepo.remotes.urls import S3Options
 
@@ -57,16 +59,24 @@ def get(
     url = normalize_url(url)
     with (
         open_cache(cache_dir()) as cache,
+        gc_lock(cache.dsdir).shared(cache.gc_lock_timeout),  # objects written, then a ref
         Remote.open(url, url, s3, cache=cache.dsdir / "cache" / "remotes") as remote,
     ):
         refs = remote.read_refs()
         name = rev or "main"
-        wanted = {r: refs[r] for r in (HEADS + name, TAGS + name) if r in refs}
-        commits = receive_history(cache, remote, wanted)
-        commit = commits[0] if commits else _full_id(cache, name)
-        if commit is None:
-            raise UnknownRevision(f"{url} has no branch, tag or commit {name!r}")
-        commit = peel_tags(cache, commit)[1]
+        ref = next((r for r in (HEADS + name, TAGS + name) if r in refs), None)
+        if ref is not None:
+            root = (ref, refs[ref])
+            receive_history(cache, remote, {ref: refs[ref]})
+        else:
+            oid = _full_id(cache, name)
+            if oid is None:
+                raise UnknownRevision(f"{url} has no branch, tag or commit {name!r}")
+            root = (f"commit {name}", oid)
+        # the version and its history, as far as they are new to the cache, checked before any
+        # data moves and the cache ref names them
+        closure = check_received(cache, remote, dict([root]), data=False)
+        commit = closure.tips[root[0]]
         want = match_only(list(only)) if only else None
         files = [e for p, e in cache.walk_tree(_tree(cache, commit)) if want is None or want(p)]
         needed = chunk_ids(cache, files)
@@ -80,14 +90,18 @@ def get(
 
 
 def _full_id(cache: Repository, name: str) -> ObjectId | None:
-    """A full 64-character commit id already in the cache."""
+    """A full 64-character commit (or tag) id already in the cache."""
     if len(name) != 64:
         return None
     try:
         oid = from_hex(name)
     except InvalidId:
         return None
-    return oid if cache.store.has(oid) else None
+    if not cache.store.has(oid):
+        return None
+    if cache.store.object_type(oid) not in (ObjectType.COMMIT, ObjectType.TAG):
+        raise UnknownRevision(f"{name} is a {cache.store.object_type(oid).label}, not a commit")
+    return oid
 
 
 def _tree(cache: Repository, commit: ObjectId) -> ObjectId:

@@ -13,12 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dsrepo.dvcs.checkout import apply_files, dirty_paths
+from dsrepo.dvcs import opstate
+from dsrepo.dvcs.checkout import apply_files, dirty_paths, settled_paths
 from dsrepo.dvcs.commits import write_tree
 from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
 from dsrepo.dvcs.graph import is_ancestor, merge_bases
 from dsrepo.dvcs.merge import PathConflict, Strategy, merge_snapshots
-from dsrepo.dvcs.mergestate import clear_merge_state, merge_heads_in_progress, record_merge
+from dsrepo.dvcs.mergestate import (
+    clear_merge_state,
+    merge_heads_in_progress,
+    merge_in_progress,
+    record_merge,
+)
 from dsrepo.dvcs.refnames import shorten
 from dsrepo.dvcs.revisions import resolve_commit
 from dsrepo.objects.ids import ObjectId, from_hex
@@ -81,18 +87,16 @@ def merge(
         if c != head:
             label_of.setdefault(c, r)
     others = list(label_of)
+    # recorded while the working copy changes: what to run again if this run is killed
+    operation = " ".join(["merge", *(["--no-commit"] if no_commit else []), *map(shorten, revs)])
     if head is not None:
         others = [o for o in others if not is_ancestor(repo.parents_of, o.hex(), head.hex())]
     if not others:
+        opstate.finish(repo.dsdir, operation)  # a killed run had moved HEAD already
         return MergeOutcome(MergeKind.UP_TO_DATE, head)
     identity = repo.identity() if not no_commit else None
     head_files = repo.flatten(repo.commit_tree(head))
     dirty = dirty_paths(repo, wt, head_files)
-    if dirty and no_commit:  # the merge result is staged: it must not mix with staged work
-        raise WouldOverwrite(
-            "you have uncommitted changes; commit them before merge --no-commit: "
-            + ", ".join(sorted(dirty)[:20])
-        )
     if (
         (
             head is None
@@ -102,10 +106,12 @@ def merge(
         and not no_commit
     ):
         target = others[0]
+        new_files = repo.flatten(repo.commit_tree(target))
         result = apply_files(
-            repo, wt, head_files, repo.flatten(repo.commit_tree(target)), commit=target, force=False
+            repo, wt, head_files, new_files, commit=target, force=False, operation=operation
         )
         repo.update_head(target, head, f"merge {revs[0]}: Fast-forward")
+        opstate.finish(repo.dsdir)
         return MergeOutcome(
             MergeKind.FAST_FORWARD, target, changed=len(result.written) + len(result.removed)
         )
@@ -115,6 +121,13 @@ def merge(
     snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
     outcome = merge_snapshots(base_files, snapshots, strategy)
     touched = _changed(head_files, outcome.merged) | {c.path for c in outcome.conflicts}
+    # files a killed run of this merge already wrote are not local changes
+    dirty -= settled_paths(repo, wt, head_files, outcome.merged, dirty & touched)
+    if dirty and no_commit:  # the merge result is staged: it must not mix with staged work
+        raise WouldOverwrite(
+            "you have uncommitted changes; commit them before merge --no-commit: "
+            + ", ".join(sorted(dirty)[:20])
+        )
     blocked = sorted(p for p in dirty if p in touched)
     if blocked:  # uncommitted work on paths the merge changes: refuse before anything else
         raise WouldOverwrite(
@@ -135,8 +148,11 @@ def merge(
     msg = message or f"Merge {names} into {shorten(branch) if branch else 'HEAD'}"
     if no_commit:
         store.flush()
-        apply_files(repo, wt, head_files, outcome.merged, commit=None, force=False)
+        apply_files(
+            repo, wt, head_files, outcome.merged, commit=None, force=False, operation=operation
+        )
         record_merge(repo, others, msg)
+        opstate.finish(repo.dsdir)
         return MergeOutcome(MergeKind.STAGED, None, bases, outcome.resolved)
     assert identity is not None
     meta: dict[str, Any] = dict(metadata or {})
@@ -153,8 +169,11 @@ def merge(
     except BaseException:
         store.abort()
         raise
-    applied = apply_files(repo, wt, head_files, outcome.merged, commit=cid, force=False)
+    applied = apply_files(
+        repo, wt, head_files, outcome.merged, commit=cid, force=False, operation=operation
+    )
     repo.update_head(cid, head, f"merge {names}")
+    opstate.finish(repo.dsdir)
     return MergeOutcome(
         MergeKind.MERGED,
         cid,
@@ -169,13 +188,15 @@ def _changed(a: dict[str, TreeEntry], b: dict[str, TreeEntry]) -> set[str]:
 
 
 def abort(repo: Repository, wt: Worktree) -> None:
-    if not merge_heads_in_progress(repo):
+    if not merge_in_progress(repo):
         raise StateError("there is no merge in progress")
     head = repo.head_commit()
     head_files = repo.flatten(repo.commit_tree(head))
     from dsrepo.dvcs.worktree import files_from_index
 
+    index_files = files_from_index(wt.index.entries.values())
     apply_files(
-        repo, wt, files_from_index(wt.index.entries.values()), head_files, commit=head, force=True
+        repo, wt, index_files, head_files, commit=head, force=True, operation="merge --abort"
     )
     clear_merge_state(repo)
+    opstate.finish(repo.dsdir)

@@ -33,6 +33,7 @@ import contextlib
 import errno
 import os
 import posixpath
+import re
 import secrets
 import stat
 import sys
@@ -40,12 +41,16 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from blake3 import blake3
+
 from dsrepo.errors import DsrepoError
+from dsrepo.objects.errors import CorruptObject
 from dsrepo.objects.names import is_reserved_name
 
 __all__ = [
     "SafeWriter",
     "UnsafePath",
+    "check_link_target",
     "find_case_collisions",
     "is_case_insensitive_fs",
     "is_reserved_name",
@@ -62,7 +67,39 @@ class UnsafePath(DsrepoError):
 
 
 TEMP_PREFIX = ".dsrepo-tmp-"
-"""Prefix of the temporary files :class:`SafeWriter` creates next to their destination."""
+"""Prefix of the temporary files :class:`SafeWriter` creates next to their destination:
+``.dsrepo-tmp-<pid>-<12 hex>`` (``.dsrepo-tmp-case-<pid>-<12 hex>`` for the case probe)."""
+
+_TEMP_NAME = re.compile(r"\.dsrepo-tmp-(?:case-)?(?:(\d{1,10})-)?[0-9a-f]{12}")
+"""SafeWriter's temp names; the pid is absent in names written by older versions."""
+
+LINK_TARGET_MAX = 4095
+"""The longest symlink target POSIX systems store (``PATH_MAX`` minus the NUL)."""
+
+
+def _temp_name(kind: str = "") -> str:
+    return f"{TEMP_PREFIX}{kind}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def is_stale_temp(name: str) -> bool:
+    """Whether ``name`` is a temp file of a SafeWriter that is gone (a killed process, or an
+    older version that did not record its pid): safe to delete. A live process's own temp files
+    (this one included) are not stale."""
+    m = _TEMP_NAME.fullmatch(name)
+    if m is None:
+        return False
+    if m.group(1) is None:
+        return True
+    pid = int(m.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False
+    return False
 
 
 def _q(text: str) -> str:
@@ -158,13 +195,20 @@ class SafeWriter:
     component that is a symlink or not a directory raises :class:`UnsafePath` naming it; since all
     later calls are relative to the verified descriptors, a concurrent rename cannot redirect them.
 
-    Files are written to ``.dsrepo-tmp-XXXXXXXXXXXX`` in the destination directory, then
+    Files are written to ``.dsrepo-tmp-<pid>-XXXXXXXXXXXX`` in the destination directory, then
     ``os.replace``-d over the destination (atomic: readers see the old or the new file, never a
     partial one). An existing file or symlink at the destination is replaced; an existing *empty*
     directory is removed first; a non-empty directory raises :class:`UnsafePath`. On any error the
     temp file is removed. Permissions are ``0o777``/``0o666`` minus the umask (``0o755``/``0o644``
     with the usual umask 022), always keeping the owner's read/write (and execute for executables)
     bits. ``durable=True`` fsyncs each file and its directory; checkout skips that by default.
+
+    Given the content id and size a file must have, :meth:`write_file` hashes the bytes (plain
+    BLAKE3) as they stream to the temp file and renames it into place only if both match; else
+    the temp file is removed and :class:`~dsrepo.objects.errors.CorruptObject` names the path and
+    both ids. A killed writer cannot remove its temp file: the first time a writer writes into a
+    directory it deletes the temp files there whose process is gone (:func:`is_stale_temp`: only
+    this class's own names, never a live process's), so a re-run leaves no trace of the crash.
     """
 
     def __init__(self, root: Path, *, durable: bool = False) -> None:
@@ -174,6 +218,7 @@ class SafeWriter:
         self._file_mode = (0o666 & ~umask) | 0o600
         self._exec_mode = (0o777 & ~umask) | 0o700
         self._modes_need_chmod = (umask & 0o700) != 0
+        self._swept: set[str] = set()
 
     # -- directory walking -------------------------------------------------------------------
 
@@ -237,10 +282,46 @@ class SafeWriter:
         if self.durable:
             os.fsync(fd)
 
+    def _sweep_once(self, dir_fd: int, reldir: str) -> None:
+        if reldir not in self._swept:
+            self._swept.add(reldir)
+            _remove_stale_temps(dir_fd)
+
+    def sweep(self, reldir: str = "") -> int:
+        """Delete stale temp files (:func:`is_stale_temp`) in directory ``reldir`` of the root
+        (``""``: the root itself); returns how many. A missing directory is not an error."""
+        if reldir in self._swept:
+            return 0
+        if reldir:
+            validate_relpath(reldir)
+        parts = [*reldir.split("/"), "."] if reldir else ["."]
+        try:
+            dir_fd = self._open_parent(reldir or ".", parts, create=False)
+        except (OSError, UnsafePath):
+            return 0  # not a directory we would write into
+        if dir_fd is None:
+            return 0
+        try:
+            self._swept.add(reldir)
+            return _remove_stale_temps(dir_fd)
+        finally:
+            os.close(dir_fd)
+
     # -- public operations -------------------------------------------------------------------
 
-    def write_file(self, relpath: str, chunks: Iterable[bytes], executable: bool) -> os.stat_result:
-        """Write ``chunks`` to ``relpath`` atomically; return the written file's lstat."""
+    def write_file(
+        self,
+        relpath: str,
+        chunks: Iterable[bytes],
+        executable: bool,
+        *,
+        content_id: bytes | None = None,
+        size: int | None = None,
+    ) -> os.stat_result:
+        """Write ``chunks`` to ``relpath`` atomically; return the written file's lstat.
+
+        With ``content_id``/``size``, the file is renamed into place only if its bytes hash to
+        ``content_id`` and number ``size``; otherwise CorruptObject and nothing is written."""
         validate_relpath(relpath)
         parts = relpath.split("/")
         name = parts[-1]
@@ -249,16 +330,24 @@ class SafeWriter:
         tmp: str | None = None
         fd = -1
         try:
+            self._sweep_once(dir_fd, relpath.rpartition("/")[0])
             self._clear_directory(dir_fd, name, relpath)
             mode = self._exec_mode if executable else self._file_mode
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC
             tmp, fd = self._create_temp(dir_fd, flags, mode)
             if self._modes_need_chmod:
                 os.fchmod(fd, mode)
+            hasher = blake3() if content_id is not None or size is not None else None
+            written = 0
             for chunk in chunks:
                 view = memoryview(chunk)
+                if hasher is not None:
+                    hasher.update(view)
+                    written += len(view)
                 while view:
                     view = view[os.write(fd, view) :]
+            if hasher is not None:
+                _check_content(relpath, hasher.digest(), written, content_id, size)
             self._fsync_fd(fd)
             os.close(fd)
             fd = -1
@@ -275,7 +364,7 @@ class SafeWriter:
 
     def _create_temp(self, dir_fd: int, flags: int, mode: int) -> tuple[str, int]:
         for _ in range(100):
-            tmp = TEMP_PREFIX + secrets.token_hex(6)
+            tmp = _temp_name()
             try:
                 return tmp, os.open(tmp, flags, mode, dir_fd=dir_fd)
             except FileExistsError:
@@ -295,19 +384,17 @@ class SafeWriter:
         guarantees), resolution stays inside the working copy even through other checked links.
         """
         validate_relpath(relpath)
-        if not target or "\0" in target:
-            raise UnsafePath(f"symlink {_q(relpath)} has an invalid target {_q(target)}")
-        if not allow_outside:
-            _check_link_target(relpath, target)
+        check_link_target(relpath, target, allow_outside=allow_outside)
         parts = relpath.split("/")
         name = parts[-1]
         dir_fd = self._open_parent(relpath, parts, create=True)
         assert dir_fd is not None
         tmp: str | None = None
         try:
+            self._sweep_once(dir_fd, relpath.rpartition("/")[0])
             self._clear_directory(dir_fd, name, relpath)
             for _ in range(100):
-                tmp = TEMP_PREFIX + secrets.token_hex(6)
+                tmp = _temp_name()
                 try:
                     os.symlink(target, tmp, dir_fd=dir_fd)
                     break
@@ -390,6 +477,46 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
 
 
+def _remove_stale_temps(dir_fd: int) -> int:
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(dir_fd) as it:
+        for entry in it:
+            if entry.name.startswith(TEMP_PREFIX) and is_stale_temp(entry.name):
+                with contextlib.suppress(OSError):
+                    if not entry.is_dir(follow_symlinks=False):
+                        os.unlink(entry.name, dir_fd=dir_fd)
+                        removed += 1
+    return removed
+
+
+def _check_content(
+    relpath: str, got: bytes, got_size: int, content_id: bytes | None, size: int | None
+) -> None:
+    if (content_id is None or got == content_id) and (size is None or got_size == size):
+        return
+    want = f"{content_id.hex()}" if content_id is not None else "(any content)"
+    raise CorruptObject(
+        f"refusing to write {_q(relpath)}: its bytes hash to {got.hex()} ({got_size} bytes) "
+        f"but its tree entry names {want} ({size if size is not None else '?'} bytes)"
+    )
+
+
+def check_link_target(relpath: str, target: str, *, allow_outside: bool = False) -> None:
+    """Raise :class:`UnsafePath` unless symlink ``relpath -> target`` may be written (and, at
+    ``add``, stored): the target is non-empty, has no NUL, fits ``PATH_MAX`` and, unless
+    ``allow_outside``, stays inside the working copy and out of ``.dsrepo`` (the rules of
+    :meth:`SafeWriter.write_symlink`). One rule for ``add`` and ``checkout``."""
+    if not target or "\0" in target:
+        raise UnsafePath(f"symlink {_q(relpath)} has an invalid target {_q(target)}")
+    if len(os.fsencode(target)) > LINK_TARGET_MAX:
+        raise UnsafePath(
+            f"symlink {_q(relpath)} has a target of {len(os.fsencode(target))} bytes "
+            f"(at most {LINK_TARGET_MAX})"
+        )
+    if not allow_outside:
+        _check_link_target(relpath, target)
+
+
 def _check_link_target(relpath: str, target: str) -> None:
     link = f"symlink {_q(relpath)} -> {_q(target)}"
     outside = UnsafePath(f"{link} points outside the working copy")
@@ -441,7 +568,7 @@ def find_case_collisions(paths: Iterable[str]) -> list[tuple[str, str]]:
 
 def is_case_insensitive_fs(root: Path) -> bool:
     """Probe whether the filesystem holding ``root`` ignores letter case (creates a temp file)."""
-    name = TEMP_PREFIX + "case-" + secrets.token_hex(6)
+    name = _temp_name("case-")
     path = os.path.join(root, name)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC, 0o600)
     try:

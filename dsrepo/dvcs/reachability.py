@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from dsrepo.dvcs.errors import IntegrityError
 from dsrepo.dvcs.graph import ancestors
+from dsrepo.dvcs.integrity import CHUNK_BATCH, MAX_TAG_CHAIN, Closure, summary
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
@@ -20,7 +22,7 @@ from dsrepo.objects.model import ObjectType, TreeEntry
 if TYPE_CHECKING:
     from dsrepo.dvcs.bare import BareRepository
 
-MAX_TAG_CHAIN = 16
+__all__ = ["MAX_TAG_CHAIN", "chunk_ids", "complete_commits", "peel_tags", "reachable_objects"]
 
 
 def complete_commits(repo: BareRepository, tips: Iterable[ObjectId]) -> set[str]:
@@ -52,51 +54,17 @@ def reachable_objects(
     Commits in ``stop`` are complete on the other side, so a commit with such a parent is walked
     as a diff against the parent's tree: identical subtrees are skipped unread and unchanged
     files contribute nothing (a small change to a huge dataset costs its size, not the
-    dataset's). ``want_data`` filters which file paths' chunks are wanted (partial fetch)."""
-    meta: list[tuple[ObjectId, ObjectType]] = []
-    chunks: list[ObjectId] = []
-    seen: set[ObjectId] = set()
-    store = repo.store
-    commits = [t for t in tips if t.hex() not in stop]
-    while commits:
-        cid = commits.pop()
-        if cid in seen or cid.hex() in stop:
-            continue
-        seen.add(cid)
-        meta.append((cid, ObjectType.COMMIT))
-        c = store.get_commit(cid)
-        commits.extend(p for p in c.parents if p.hex() not in stop)
-        base = next((store.get_commit(p).tree for p in c.parents if p.hex() in stop), None)
-        stack: list[tuple[ObjectId, str, ObjectId | None]] = [(c.tree, "", base)]
-        while stack:
-            tid, prefix, base_tid = stack.pop()
-            if tid in seen or tid == base_tid:
-                continue
-            seen.add(tid)
-            meta.append((tid, ObjectType.TREE))
-            tree = store.get_tree(tid)
-            for ref in tree.shards:
-                meta.append((ref.id, ObjectType.TREE))
-            old = {} if base_tid is None else {b.name: b for b in store.tree_entries(base_tid)}
-            for e in store.tree_entries(tid):
-                path = prefix + e.name
-                b = old.get(e.name)
-                if e.kind == EntryKind.TREE:
-                    same_kind = b is not None and b.kind == EntryKind.TREE
-                    stack.append((e.id, path + "/", b.id if same_kind and b else None))
-                    continue
-                if b is not None and (b.kind, b.id, b.manifest) == (e.kind, e.id, e.manifest):
-                    continue  # unchanged since a complete parent
-                if e.manifest is not None and e.manifest not in seen:
-                    seen.add(e.manifest)
-                    meta.append((e.manifest, ObjectType.MANIFEST))
-                if not data or (want_data is not None and not want_data(path)):
-                    continue
-                if e.manifest is not None:
-                    chunks.extend(cid2 for cid2, _ in store.get_manifest(e.manifest).chunks)
-                else:
-                    chunks.append(e.id)
-    return meta, chunks
+    dataset's). ``want_data`` filters which file paths' chunks are wanted (partial fetch).
+    The walk is :class:`~dsrepo.dvcs.integrity.Closure`'s, so what it meets is checked on the
+    way (types, sizes, path limits): damage raises IntegrityError instead of being sent on."""
+    closure = Closure(repo.store, stop=stop, want_data=want_data, data=data, batch=CHUNK_BATCH)
+    for tip in tips:
+        closure.add_root(f"commit {tip.hex()[:12]}", tip)
+    closure.run()
+    closure.check_chunks()  # the data is here (absent in a partial clone: promised)
+    if closure.problems:
+        raise IntegrityError(f"the repository is damaged: {summary(closure.problems)}")
+    return closure.meta, closure.chunks
 
 
 def peel_tags(

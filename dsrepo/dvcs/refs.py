@@ -9,6 +9,7 @@ reported (RefConflict) instead of lost. Each successful update appends a line to
 from __future__ import annotations
 
 import builtins
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from dsrepo.dvcs.errors import RefConflict, RepositoryError, UnknownRevision
 from dsrepo.dvcs.refnames import check_refname
+from dsrepo.objects.errors import storage_error, storage_refusals
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.model import Signature
 from dsrepo.remotes.base import Backend
@@ -148,7 +150,8 @@ class RefStore:
             cur = None if expected is None else RefValue.decode(name, expected)
             old = cur.target if cur is not None else None
         try:
-            self.backend.compare_and_swap(name, expected, new_bytes)
+            with storage_refusals(f"{self.backend.describe()}/{name}"):
+                self.backend.compare_and_swap(name, expected, new_bytes)
         except KeyConflict as exc:
             current = self.read(name)
             now = (
@@ -168,7 +171,8 @@ class RefStore:
         old_raw = self._read_raw(name)
         old = RefValue.decode(name, old_raw).target if old_raw else None
         try:
-            self.backend.compare_and_swap(name, old_raw, RefValue(symbolic=target).encode())
+            with storage_refusals(f"{self.backend.describe()}/{name}"):
+                self.backend.compare_and_swap(name, old_raw, RefValue(symbolic=target).encode())
         except KeyConflict:
             raise RefConflict(f"ref {name} changed concurrently; nothing was changed") from None
         new = self.resolve(target)
@@ -182,7 +186,8 @@ class RefStore:
         old_raw = self._read_raw(name)
         old = self.resolve(name) if old_raw else None
         try:
-            self.backend.compare_and_swap(name, old_raw, RefValue(target=target).encode())
+            with storage_refusals(f"{self.backend.describe()}/{name}"):
+                self.backend.compare_and_swap(name, old_raw, RefValue(target=target).encode())
         except KeyConflict:
             raise RefConflict(f"ref {name} changed concurrently; nothing was changed") from None
         self._log(name, old, target, who, message)
@@ -210,13 +215,12 @@ class RefStore:
             f"{who.name} <{who.email}> {who.time} {who.format_tz()}\t"
             f"{message.splitlines()[0] if message else ''}\n"
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            append_locked(path, line.encode("utf-8"))
+        except OSError as exc:  # the ref has moved: a reflog line lost to a full disk is no failure
+            if storage_error(exc, path) is None:
+                raise
 
     def log_for_branch_via_head(
         self,
@@ -249,6 +253,25 @@ class RefStore:
         for dirpath, _dirs, files in os.walk(self.logs_dir):
             for f in files:
                 yield Path(dirpath, f).relative_to(self.logs_dir).as_posix()
+
+
+def append_locked(path: Path, data: bytes) -> None:
+    """Append ``data`` to a reflog under ``flock``: ``reflog expire`` replaces the file holding
+    that lock, so an append that finds the file replaced meanwhile goes to the new one."""
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    continue
+            except FileNotFoundError:
+                continue
+            os.write(fd, data)
+            os.fsync(fd)
+            return
+        finally:
+            os.close(fd)
 
 
 def parse_reflog_line(line: str) -> ReflogEntry | None:

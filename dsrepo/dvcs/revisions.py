@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import UnknownRevision
-from dsrepo.dvcs.refnames import refname_problem
+from dsrepo.dvcs.refnames import refname_problem, show_name
 from dsrepo.objects.errors import AmbiguousId, InvalidId, ObjectNotFound
 from dsrepo.objects.ids import ObjectId, looks_like_hex
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import ObjectType, TreeEntry
 
 if TYPE_CHECKING:
-    from dsrepo.dvcs.repository import Repository
+    from dsrepo.dvcs.bare import BareRepository
 
-# ``^{...}`` is tried before ``^N``: otherwise ``^{tree}`` would be read as ``^`` (first parent).
-_SUFFIX = re.compile(r"(~\d*|\^\{(?:commit|tree|tag|)\}|\^\d*)")
+_PEELS = ("^{commit}", "^{tree}", "^{tag}", "^{}")
+_ASCII_DIGITS = frozenset("0123456789")
+MAX_STEPS = 10**18
+"""What a ``~N`` or ``^N`` with more than 18 digits counts as: more steps than any history has
+(an error), without converting thousands of digits into an int."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class Resolved:
     path: str | None = None
 
 
-def resolve_name(repo: Repository, name: str) -> ObjectId:
+def resolve_name(repo: BareRepository, name: str) -> ObjectId:
     """The object a name or id prefix denotes (tags unpeeled)."""
     if not name:
         raise UnknownRevision("empty revision")
@@ -68,11 +71,15 @@ def resolve_name(repo: Repository, name: str) -> ObjectId:
         except AmbiguousId as exc:
             raise UnknownRevision(str(exc)) from None
     elif re.fullmatch(r"[0-9a-fA-F]{1,3}", name):
-        raise UnknownRevision(f"unknown revision {name!r} (id prefixes need at least 4 characters)")
-    raise UnknownRevision(f"unknown revision {name!r}: not a branch, tag, ref or object id")
+        raise UnknownRevision(
+            f"unknown revision {show_name(name)} (id prefixes need at least 4 characters)"
+        )
+    raise UnknownRevision(
+        f"unknown revision {show_name(name)}: not a branch, tag, ref or object id"
+    )
 
 
-def peel(repo: Repository, oid: ObjectId, want: ObjectType) -> ObjectId:
+def peel(repo: BareRepository, oid: ObjectId, want: ObjectType) -> ObjectId:
     """Follow tags (and commit → tree) until an object of type ``want``."""
     for _ in range(64):
         t = repo.store.object_type(oid)
@@ -87,24 +94,46 @@ def peel(repo: Repository, oid: ObjectId, want: ObjectType) -> ObjectId:
     raise UnknownRevision("tag chain too long")
 
 
-def resolve(repo: Repository, rev: str) -> Resolved:
+def split_suffixes(rev: str) -> tuple[str, list[str]]:
+    """``rev`` without its ``~N``, ``^N``, ``^{...}`` suffixes, and those suffixes in order.
+
+    Read from the right, one suffix at a time, so the time is linear in the length of ``rev``
+    (a regular expression anchored at the end retries from every position)."""
+    ops: list[str] = []
+    end = len(rev)
+    while end:
+        peel_op = next((p for p in _PEELS if rev.endswith(p, 0, end)), None)
+        if peel_op is not None:
+            ops.append(peel_op)
+            end -= len(peel_op)
+            continue
+        start = end
+        while start and rev[start - 1] in _ASCII_DIGITS:
+            start -= 1
+        if not start or rev[start - 1] not in "~^":
+            break
+        ops.append(rev[start - 1 : end])
+        end = start - 1
+    ops.reverse()
+    return rev[:end], ops
+
+
+def resolve(repo: BareRepository, rev: str) -> Resolved:
     """Resolve any revision expression."""
     try:
         return _resolve(repo, rev)
     except (ObjectNotFound, InvalidId) as exc:
-        raise UnknownRevision(f"unknown revision {rev!r}: {exc}") from None
+        raise UnknownRevision(f"unknown revision {show_name(rev)}: {exc}") from None
 
 
-def _resolve(repo: Repository, rev: str) -> Resolved:
+def _resolve(repo: BareRepository, rev: str) -> Resolved:
     path: str | None = None
     if ":" in rev:
         rev, path = rev.split(":", 1)
         rev = rev or "HEAD"
-    m = re.search(r"((?:~\d*|\^\{(?:commit|tree|tag|)\}|\^\d*)*)$", rev)
-    suffix = m.group(1) if m else ""
-    base = rev[: len(rev) - len(suffix)]
+    base, ops = split_suffixes(rev)
     oid = resolve_name(repo, base)
-    for op in _SUFFIX.findall(suffix):
+    for op in ops:
         if op.startswith("^{"):
             kind = op[2:-1]
             if kind:
@@ -114,17 +143,20 @@ def _resolve(repo: Repository, rev: str) -> Resolved:
                     oid = repo.store.get_tag(oid).target
             continue
         oid = peel(repo, oid, ObjectType.COMMIT)
-        n = int(op[1:]) if len(op) > 1 else 1
+        digits = op[1:]
+        n = 1 if not digits else int(digits) if len(digits) <= 18 else MAX_STEPS
         if op[0] == "~":
             for _ in range(n):
                 parents = repo.store.get_commit(oid).parents
                 if not parents:
-                    raise UnknownRevision(f"revision {rev!r} goes past the first commit")
+                    raise UnknownRevision(f"revision {show_name(rev)} goes past the first commit")
                 oid = parents[0]
         elif n > 0:
             parents = repo.store.get_commit(oid).parents
             if n > len(parents):
-                raise UnknownRevision(f"revision {rev!r}: commit has only {len(parents)} parent(s)")
+                raise UnknownRevision(
+                    f"revision {show_name(rev)}: commit has only {len(parents)} parent(s)"
+                )
             oid = parents[n - 1]
     if path is None:
         return Resolved(oid, repo.store.object_type(oid))
@@ -134,25 +166,27 @@ def _resolve(repo: Repository, rev: str) -> Resolved:
         return Resolved(tree, ObjectType.TREE, None, "")
     entry = repo.lookup_path(tree, clean)
     if entry is None:
-        raise UnknownRevision(f"path {clean!r} does not exist in {rev or 'HEAD'}")
+        raise UnknownRevision(
+            f"path {show_name(clean)} does not exist in {show_name(rev or 'HEAD')}"
+        )
     type_ = ObjectType.TREE if entry.kind == EntryKind.TREE else ObjectType.CHUNK
     return Resolved(entry.id, type_, entry, clean)
 
 
-def resolve_commit(repo: Repository, rev: str) -> ObjectId:
+def resolve_commit(repo: BareRepository, rev: str) -> ObjectId:
     r = resolve(repo, rev)
     if r.entry is not None:
-        raise UnknownRevision(f"{rev!r} names a path, not a commit")
+        raise UnknownRevision(f"{show_name(rev)} names a path, not a commit")
     try:
         return peel(repo, r.id, ObjectType.COMMIT)
     except UnknownRevision:
-        raise UnknownRevision(f"{rev!r} is a {r.type.label}, not a commit") from None
+        raise UnknownRevision(f"{show_name(rev)} is a {r.type.label}, not a commit") from None
 
 
-def resolve_tree(repo: Repository, rev: str) -> ObjectId:
+def resolve_tree(repo: BareRepository, rev: str) -> ObjectId:
     r = resolve(repo, rev)
     if r.entry is not None:
         if r.entry.kind != EntryKind.TREE:
-            raise UnknownRevision(f"{rev!r} is a file, not a directory")
+            raise UnknownRevision(f"{show_name(rev)} is a file, not a directory")
         return r.id
     return peel(repo, r.id, ObjectType.TREE)

@@ -1,5 +1,5 @@
-"""The staging index (a stat cache, like git's index) and the verbs that use it: add, rm, mv,
-status.
+"""The verbs that use the staging index (a stat cache, like git's index,
+:mod:`dsrepo.dvcs.stagingindex`): add, rm, mv, status.
 
 The index file (``.dsrepo/index``) holds, for every staged path, what the next commit will record
 (kind, size, content id, manifest) and the file's stat when it was hashed (size, mtime_ns,
@@ -10,7 +10,6 @@ write in the same timestamp tick as the hashing would otherwise go unnoticed).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,15 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgpack
-
-from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite
-from dsrepo.dvcs.fsutil import atomic_write
+from dsrepo.dvcs.errors import PathError, WouldOverwrite, path_errors
 from dsrepo.dvcs.ignore import IgnoreRules
+from dsrepo.dvcs.lock import index_lock
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
+from dsrepo.dvcs.opstate import interrupted
 from dsrepo.dvcs.pathmatch import sparse_matcher
-from dsrepo.dvcs.paths import UnsafePath, user_path_to_relpath
+from dsrepo.dvcs.paths import UnsafePath, check_link_target, user_path_to_relpath
 from dsrepo.dvcs.scan import ScanEntry, scan
+from dsrepo.dvcs.stagingindex import IndexEntry as IndexEntry
+from dsrepo.dvcs.stagingindex import StagingIndex as StagingIndex
 from dsrepo.objects.errors import FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
@@ -36,128 +36,6 @@ from dsrepo.objects.store import FileRef
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
-
-INDEX_VERSION = 1
-
-
-@dataclass(slots=True)
-class IndexEntry:
-    path: str
-    kind: EntryKind
-    size: int
-    content_id: ObjectId
-    manifest: ObjectId | None
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-    ino: int = 0
-    mode: int = 0
-
-    def same_stat(self, s: ScanEntry) -> bool:
-        return (
-            self.size == s.size
-            and self.mtime_ns == s.mtime_ns
-            and self.ctime_ns == s.ctime_ns
-            and self.ino == s.ino
-            and self.kind == s.kind
-        )
-
-    @classmethod
-    def written(cls, path: str, e: TreeEntry, st: os.stat_result) -> IndexEntry:
-        """The entry for a file just materialized from ``e``, with the stat it now has."""
-        return cls(
-            path,
-            e.kind,
-            e.size,
-            e.id,
-            e.manifest,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-            st.st_mode,
-        )
-
-    def tree_entry(self, name: str) -> TreeEntry:
-        return TreeEntry(name, self.kind, self.size, self.content_id, self.manifest)
-
-    @property
-    def version(self) -> tuple[EntryKind, ObjectId]:
-        return (self.kind, self.content_id)
-
-
-class StagingIndex:
-    """The staged snapshot plus stat cache; loaded and saved whole (atomic replace)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, IndexEntry] = {}
-        self.stamp_ns = 0
-        self.dirty = False
-        self.tree: ObjectId | None = None
-        """The tree id the staged snapshot equals, when known (git's cache-tree, for the whole
-        tree): set when a commit or checkout makes the index match a tree, cleared by any
-        change to a path's content. Lets a no-op status skip reading HEAD's trees."""
-        if path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        try:
-            raw = self.path.read_bytes()
-            self.stamp_ns = os.stat(self.path).st_mtime_ns
-            doc = msgpack.unpackb(raw, raw=False, use_list=False)
-            if doc[0] != INDEX_VERSION:
-                raise ValueError("version")
-            for p, k, size, cid, man, mt, ct, ino, mode in doc[1]:
-                self.entries[p] = IndexEntry(p, EntryKind(k), size, cid, man, mt, ct, ino, mode)
-            self.tree = doc[2] if len(doc) > 2 else None
-        except Exception:
-            raise RepositoryError(
-                f"the staging index {self.path} is unreadable; delete it and run "
-                "'dsrepo restore --staged .' to rebuild it from HEAD"
-            ) from None
-
-    def save(self) -> None:
-        rows = [
-            (
-                e.path,
-                int(e.kind),
-                e.size,
-                e.content_id,
-                e.manifest,
-                e.mtime_ns,
-                e.ctime_ns,
-                e.ino,
-                e.mode,
-            )
-            for e in sorted(self.entries.values(), key=lambda e: e.path)
-        ]
-        doc = [INDEX_VERSION, rows, self.tree]
-        atomic_write(self.path, msgpack.packb(doc, use_bin_type=True))
-        self.stamp_ns = os.stat(self.path).st_mtime_ns
-        self.dirty = False
-
-    def is_racy(self, e: IndexEntry) -> bool:
-        return e.mtime_ns >= self.stamp_ns
-
-    def set(self, e: IndexEntry) -> None:
-        old = self.entries.get(e.path)
-        if old is None or old.version != e.version:
-            self.tree = None
-        self.entries[e.path] = e
-        self.dirty = True
-
-    def remove(self, path: str) -> None:
-        if self.entries.pop(path, None) is not None:
-            self.tree = None
-            self.dirty = True
-
-    def under(self, prefix: str) -> Iterator[IndexEntry]:
-        if not prefix:
-            yield from self.entries.values()
-            return
-        pre = prefix.rstrip("/") + "/"
-        for p, e in self.entries.items():
-            if p == prefix or p.startswith(pre):
-                yield e
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +55,8 @@ class Status:
     ahead: int = 0
     behind: int = 0
     upstream_gone: bool = False
+    interrupted: str | None = None
+    """A command a killed run left unfinished (``checkout main``, ``clone URL``): run it again."""
 
     @property
     def clean(self) -> bool:
@@ -207,10 +87,18 @@ class Worktree:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.root = repo.root
+        self._lock = index_lock(repo.dsdir)
+        self._hold = self._lock.hold_number()
         self.index = StagingIndex(repo.dsdir / "index")
         self._rules: IgnoreRules | None = None
         self.sparse = sparse_matcher(repo)
         """Partial working copies (``clone --only``): paths outside are tracked but not on disk."""
+
+    def stale(self) -> bool:
+        """Read before this thread took the index lock it holds: read it again under the lock
+        (another process may have changed the index, MERGE_HEAD or the sparse patterns)."""
+        now = self._lock.hold_number()
+        return now is not None and now != self._hold
 
     @property
     def rules(self) -> IgnoreRules:
@@ -307,6 +195,11 @@ class Worktree:
                     problem = name_problem(part)
                     if problem:
                         raise PathError(f"cannot add {s.path!r}: {problem}")
+                if s.kind == EntryKind.SYMLINK:  # checkout's rule: no version holds a bad link
+                    try:
+                        check_link_target(s.path, os.readlink(self.root / s.path))
+                    except UnsafePath as exc:
+                        raise PathError(f"cannot add {s.path!r}: {exc}") from None
                 ref = self.hash_entry(s, write=True)
                 result.bytes_hashed += ref.size
                 if progress is not None:
@@ -394,10 +287,13 @@ class Worktree:
         if dpath.is_dir() and not dpath.is_symlink():
             d_rel = f"{d_rel}/{Path(s_rel).name}"
             dpath = self.root / d_rel
+        if d_rel == s_rel or d_rel.startswith(s_rel + "/"):
+            raise PathError(f"cannot move {s_rel!r} into itself ({d_rel!r})")
         if os.path.lexists(dpath) and not force:
             raise WouldOverwrite(f"destination {d_rel!r} exists; use --force to overwrite it")
-        dpath.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.root / s_rel, dpath)
+        with path_errors(d_rel, "destination"):
+            dpath.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.root / s_rel, dpath)
         out = []
         for e in moves:
             new_path = d_rel + e.path[len(s_rel) :]
@@ -467,8 +363,7 @@ class Worktree:
             if e.path not in seen and (self.sparse is None or self.sparse(e.path))
         ]
         if refreshed:
-            with contextlib.suppress(OSError):  # a read-only repository still answers status
-                self.index.save()
+            self.index.save_if_unchanged()
         return sorted(modified), sorted(set(deleted)), sorted(untracked)
 
     def status(self) -> Status:
@@ -505,6 +400,7 @@ class Worktree:
             deleted=tuple(deleted),
             untracked=tuple(untracked),
             merging=tuple(merge_heads_in_progress(repo)),
+            interrupted=interrupted(repo.dsdir),
         )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from dsrepo.objects.errors import CorruptObject, FormatError
 from dsrepo.objects.model import ObjectType, decode, hash_object
-from dsrepo.objects.pack import FLAG_ZSTD, encode_index, iter_pack_records
+from dsrepo.objects.pack import FLAG_ZSTD, RECORD_HEADER_SIZE, encode_index, iter_pack_records
 
 if TYPE_CHECKING:
     from dsrepo.objects.ids import ObjectId
@@ -86,25 +86,13 @@ class ObjectCodec:
     def verify_pack(
         self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
     ) -> bytes:
-        """Check a whole pack: every object against its id, every record against ``entries``,
-        and ``entries`` against ``name``. Returns the pack's index bytes."""
-        by_offset = {e.offset: e for e in entries}
-        seen = 0
-        for rec, stored in iter_pack_records(data, name):
-            e = by_offset.get(rec.offset)
-            if e is None or (e.id, e.stored_size, e.raw_size, e.type, e.flags) != (
-                rec.id,
-                rec.stored_size,
-                rec.raw_size,
-                rec.type,
-                rec.flags,
-            ):
-                raise CorruptObject(f"{where}: pack {name} does not match its index")
-            self.verify(rec.id, rec.type, stored, rec.flags, rec.raw_size, where)
-            seen += 1
-        if seen != len(entries):
-            raise CorruptObject(
-                f"{where}: pack {name} holds {seen} objects, its index {len(entries)}"
+        """Check a whole pack: every object against its id, every record header against
+        ``entries`` (a damaged one is named by its offset), and ``entries`` against ``name``.
+        Returns the pack's index bytes."""
+        for rec, stored in iter_pack_records(data, name, entries, pack_class):
+            at = rec.offset - RECORD_HEADER_SIZE
+            self.verify(
+                rec.id, rec.type, stored, rec.flags, rec.raw_size, f"{where} at offset {at}"
             )
         index_name, index_bytes = encode_index(pack_class, entries)
         if index_name != name:

@@ -439,6 +439,38 @@ SHARD_THRESHOLD = 4096
 SHARD_DIVISOR = 1024
 """A shard ends after an entry whose name hash is 0 modulo this (mean shard size)."""
 
+# Limits on the paths a tree may hold, checked when trees are built (commit, merge) and when they
+# are received (fetch, clone, get) or checked (fsck). Decoding accepts names up to 1024 bytes
+# (names.py); these are tighter, so every path can exist on common filesystems, and deep enough
+# trees cannot exhaust anything that walks them. docs/format.md §5.2 documents them.
+MAX_TREE_DEPTH = 256
+"""At most this many components in a path (an entry of the root tree is at depth 1)."""
+MAX_PATH_BYTES = 4096
+"""At most this many bytes of UTF-8 in a path (its names joined by ``/``)."""
+MAX_NAME_BYTES = 255
+"""At most this many bytes of UTF-8 in one entry name."""
+
+
+def limit_problem(name_bytes: int, path_bytes: int, depth: int) -> str | None:
+    """Why an entry with a name of ``name_bytes``, at a path of ``path_bytes`` and ``depth``
+    components, exceeds the limits; None when it does not."""
+    if name_bytes > MAX_NAME_BYTES:
+        return f"name is {name_bytes} bytes long (at most {MAX_NAME_BYTES})"
+    if depth > MAX_TREE_DEPTH:
+        return f"path is more than {MAX_TREE_DEPTH} levels deep"
+    if path_bytes > MAX_PATH_BYTES:
+        return f"path is {path_bytes} bytes long (at most {MAX_PATH_BYTES})"
+    return None
+
+
+def path_limit_problem(path: str) -> str | None:
+    """:func:`limit_problem` for a whole path (names joined by ``/``)."""
+    if len(path) * 4 <= MAX_NAME_BYTES:  # the common case: nothing to count
+        return None
+    names = path.split("/")
+    longest = max(len(n.encode("utf-8", "surrogatepass")) for n in names)
+    return limit_problem(longest, len(path.encode("utf-8", "surrogatepass")), len(names))
+
 
 def entry_sort_key(e: TreeEntry) -> bytes:
     return e.name.encode("utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from blake3 import blake3
@@ -29,7 +29,7 @@ PACK_VERSION = 1
 FLAG_ZSTD = 1
 
 _PACK_HEADER = struct.Struct("<8sHB5x")  # magic, version, class
-_RECORD = struct.Struct("<32sBBxxII")  # id, type, flags, stored length, raw length
+_RECORD = struct.Struct("<32sBBHII")  # id, type, flags, zero, stored length, raw length
 _INDEX_HEADER = struct.Struct("<8sHB5xQ32s")  # magic, version, class, count, pack digest
 _INDEX_ENTRY = struct.Struct("<32sQIIBBxx")  # id, payload offset, stored, raw, type, flags
 PACK_HEADER_SIZE = _PACK_HEADER.size
@@ -89,7 +89,7 @@ class PackBuilder:
             return
         if len(stored) > MAX_OBJECT_SIZE or raw_size > MAX_OBJECT_SIZE:
             raise FormatError("object larger than 4 GiB cannot be packed")
-        self._parts.append(_RECORD.pack(oid, int(type_), flags, len(stored), raw_size))
+        self._parts.append(_RECORD.pack(oid, int(type_), flags, 0, len(stored), raw_size))
         offset = self._size + RECORD_HEADER_SIZE
         self._parts.append(stored)
         self._payloads[oid] = stored
@@ -161,24 +161,108 @@ def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
     return pack_class, entries
 
 
-def iter_pack_records(data: bytes, name: str) -> Iterator[tuple[IndexEntry, bytes]]:
-    """Walk a whole pack's records (fsck and re-indexing); verifies framing, not hashes."""
+def check_pack_header(data: bytes, name: str, pack_class: PackClass | None = None) -> None:
+    """The pack header: length, magic, version, and (if given) the class its index states."""
     if len(data) < PACK_HEADER_SIZE:
         raise CorruptObject(f"pack {name} is truncated")
-    magic, version, _cls = _PACK_HEADER.unpack_from(data)
+    magic, version, cls = _PACK_HEADER.unpack_from(data)
     if magic != PACK_MAGIC or version != PACK_VERSION:
         raise FormatError(f"pack {name}: unknown magic or version")
+    if pack_class is not None and cls != pack_class:
+        raise CorruptObject(
+            f"pack {name}: damaged header at offset 0: class {cls}, its index says {int(pack_class)}"
+        )
+
+
+def _damaged(name: str, start: int, why: str) -> CorruptObject:
+    return CorruptObject(f"pack {name}: damaged record at offset {start}: {why}")
+
+
+def record_payload(data: bytes, name: str, entry: IndexEntry) -> bytes:
+    """The payload of ``entry``'s record in the whole pack ``data``, after checking that the
+    record's header says what the index entry says (id, type, flags, zero field, lengths).
+    Raises CorruptObject naming the pack and the record's offset; the payload is not hashed."""
+    start = entry.offset - RECORD_HEADER_SIZE
+    if start < PACK_HEADER_SIZE or entry.offset + entry.stored_size > len(data):
+        raise _damaged(name, start, f"the index places object {entry.id.hex()} outside the pack")
+    header = _RECORD.unpack_from(data, start)
+    if header != (entry.id, int(entry.type), entry.flags, 0, entry.stored_size, entry.raw_size):
+        raise _damaged(
+            name, start, f"its header does not match the index entry of {entry.id.hex()}"
+        )
+    return data[entry.offset : entry.offset + entry.stored_size]
+
+
+def unindexed_spans(data: bytes, entries: Iterable[IndexEntry]) -> list[tuple[int, int]]:
+    """(offset, length) of every stretch of a pack's records that no index entry covers (bytes
+    between or after the indexed records, or records whose extents overlap)."""
+    spans = []
+    expected = PACK_HEADER_SIZE
+    for e in sorted(entries, key=lambda e: e.offset):
+        start = e.offset - RECORD_HEADER_SIZE
+        if start != expected:
+            lo = min(start, expected)
+            spans.append((lo, abs(start - expected)))
+        expected = max(expected, e.offset + e.stored_size)
+    if expected < len(data):
+        spans.append((expected, len(data) - expected))
+    return spans
+
+
+def iter_pack_records(
+    data: bytes,
+    name: str,
+    entries: Iterable[IndexEntry] | None = None,
+    pack_class: PackClass | None = None,
+) -> Iterator[tuple[IndexEntry, bytes]]:
+    """Walk a whole pack's records in pack order; the payloads are not hashed (the caller
+    verifies each object).
+
+    With the pack's index ``entries`` every record header is checked against its entry and the
+    records must be exactly the indexed ones: a damaged header, a record no entry describes or an
+    entry without its record raises CorruptObject naming the pack and the offset. Without them
+    only the framing is checked (truncation, unknown type, zero field): enough to re-index a
+    pack, not to trust its headers (a flipped id still frames).
+    """
+    check_pack_header(data, name, pack_class)
+    if entries is not None:
+        yield from _iter_indexed(data, name, list(entries))
+        return
     pos = PACK_HEADER_SIZE
     while pos < len(data):
         if pos + RECORD_HEADER_SIZE > len(data):
             raise CorruptObject(f"pack {name}: truncated record at offset {pos}")
-        oid, type_, flags, stored, raw = _RECORD.unpack_from(data, pos)
-        pos += RECORD_HEADER_SIZE
+        oid, type_, flags, zero, stored, raw = _RECORD.unpack_from(data, pos)
+        start, pos = pos, pos + RECORD_HEADER_SIZE
         if pos + stored > len(data):
             raise CorruptObject(f"pack {name}: truncated record at offset {pos}")
         try:
             t = ObjectType(type_)
         except ValueError:
             raise CorruptObject(f"pack {name}: unknown object type at offset {pos}") from None
+        if zero:
+            raise _damaged(name, start, "its zero field is not zero")
         yield IndexEntry(ObjectId(oid), pos, stored, raw, t, flags), data[pos : pos + stored]
         pos += stored
+
+
+def _iter_indexed(
+    data: bytes, name: str, entries: list[IndexEntry]
+) -> Iterator[tuple[IndexEntry, bytes]]:
+    by_offset = {e.offset: e for e in entries}
+    walked: set[ObjectId] = set()
+    pos = PACK_HEADER_SIZE
+    while pos < len(data):
+        e = by_offset.get(pos + RECORD_HEADER_SIZE)
+        if e is None:
+            raise _damaged(name, pos, "no entry of the pack's index describes a record here")
+        yield e, record_payload(data, name, e)
+        walked.add(e.id)
+        pos = e.offset + e.stored_size
+    lost = sorted((e for e in entries if e.id not in walked), key=lambda e: e.offset)
+    if lost:
+        raise _damaged(
+            name,
+            lost[0].offset - RECORD_HEADER_SIZE,
+            f"indexed object {lost[0].id.hex()} is not in the pack",
+        )

@@ -15,7 +15,14 @@ from dsrepo.objects import layout
 from dsrepo.objects.errors import CorruptObject, ObjectError
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.model import ObjectType
-from dsrepo.objects.pack import PackClass, decode_index, iter_pack_records
+from dsrepo.objects.pack import (
+    RECORD_HEADER_SIZE,
+    PackClass,
+    check_pack_header,
+    decode_index,
+    record_payload,
+    unindexed_spans,
+)
 from dsrepo.objects.store import ObjectStore
 
 
@@ -72,8 +79,10 @@ def check_packs(
 
 
 def _check_pack(store: ObjectStore, name: str, has_pack: bool, out: PackCheck) -> None:
+    """Every record is found through the pack's index, so one damaged record (even a header whose
+    length field was hit) spoils only itself: each is reported with its offset, the rest checked."""
     try:
-        _cls, entries = decode_index(store.backend.get(layout.index_key(name)), name)
+        pack_class, entries = decode_index(store.backend.get(layout.index_key(name)), name)
     except ObjectError as exc:
         out.problems.append(str(exc))
         return
@@ -82,31 +91,27 @@ def _check_pack(store: ObjectStore, name: str, has_pack: bool, out: PackCheck) -
         return
     data = store.read_range(name)
     out.bytes_checked += len(data)
-    by_id = {e.id: e for e in entries}
-    seen: set[ObjectId] = set()
     try:
-        for rec, stored in iter_pack_records(data, name):
-            entry = by_id.get(rec.id)
-            if entry is None or (entry.offset, entry.stored_size) != (rec.offset, rec.stored_size):
-                out.problems.append(
-                    f"pack {name}: object {rec.id.hex()} is not indexed where it is"
-                )
-                continue
-            seen.add(rec.id)
-            out.objects += 1
-            try:
-                store.verify_stored(
-                    rec.id, rec.type, stored, rec.flags, rec.raw_size, f"pack {name}"
-                )
-            except CorruptObject as exc:
-                out.corrupt.add(rec.id)
-                out.problems.append(str(exc))
-            else:
-                out.present[rec.id] = rec.type
+        check_pack_header(data, name, pack_class)
     except ObjectError as exc:
         out.problems.append(str(exc))
-    for oid in by_id.keys() - seen:
-        out.problems.append(f"pack {name}: indexed object {oid.hex()} is not in the pack")
+    for e in sorted(entries, key=lambda e: e.offset):
+        try:
+            stored = record_payload(data, name, e)
+            out.objects += 1
+            at = e.offset - RECORD_HEADER_SIZE
+            store.verify_stored(
+                e.id, e.type, stored, e.flags, e.raw_size, f"pack {name} at offset {at}"
+            )
+        except CorruptObject as exc:
+            out.corrupt.add(e.id)
+            out.problems.append(str(exc))
+        else:
+            out.present[e.id] = e.type
+    for at, length in unindexed_spans(data, entries):
+        out.problems.append(
+            f"pack {name}: damaged pack at offset {at}: {length} bytes belong to no indexed record"
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ Each pack is made durable in the order the format requires, each step complete b
 2. the pack index (put, fsync'd), which names and describes the pack;
 3. the location index (the local id → location cache).
 
+A write the storage refuses for lack of space or permission raises
+:class:`~dsrepo.objects.errors.StorageUnavailable` (``no space left on device: PATH``); the
+backend leaves no partial key behind, so everything flushed before stays readable.
+
 A reader finds an object only through an index, so an index never names a pack that is not fully
 written; a crash between steps leaves at worst an orphan pack without an index (ignored by readers)
 or a pack index the location index does not know yet (``ObjectStore.sync_index`` adds it on the
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dsrepo.objects import layout
+from dsrepo.objects.errors import storage_refusals
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.pack import IndexEntry, PackBuilder, PackClass
 
@@ -216,8 +221,11 @@ class PackWriter:
             else:
                 name, index_bytes = pending.name, pending.index_bytes
                 pack_parts, entries = [pending.data], pending.sorted_entries
-            self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
-            self.backend.put_if_absent(layout.index_key(name), index_bytes)
+            where = f"{self.backend.describe()}/{layout.pack_key(name)}"
+            with storage_refusals(where):  # a full or read-only disk: one line
+                self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
+            with storage_refusals(f"{self.backend.describe()}/{layout.index_key(name)}"):
+                self.backend.put_if_absent(layout.index_key(name), index_bytes)
             self.index.add_pack(name, pending.pack_class, entries)
             with self._lock:
                 self.stats.packs_written += 1

@@ -6,7 +6,10 @@ order the format requires: pack bytes (put, fsync) → pack index → location i
 ``flush`` may a ref point at the new objects; a crash before leaves at worst an orphan pack without
 an index, which readers ignore.
 
-Every read re-hashes the object and raises :class:`CorruptObject` naming the object and its pack.
+Every read re-hashes the object and raises :class:`CorruptObject` naming the object, its pack and
+the record's offset. The location index is a cache: a lookup that misses, or a read through it
+that fails verification, first re-derives the cache from the pack indexes
+(:mod:`dsrepo.objects.indexsync`) and tries once more.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TypeVar
 
 from blake3 import blake3
 
-from dsrepo.objects import layout
+from dsrepo.objects import batchread, indexsync, layout
 from dsrepo.objects.chunking import RepoFormat, cut_blocks
 from dsrepo.objects.codec import ObjectCodec
 from dsrepo.objects.errors import (
@@ -32,7 +35,9 @@ from dsrepo.objects.errors import (
     FileChanged,
     FileReadError,
     FormatError,
+    ObjectError,
     ObjectNotFound,
+    storage_refusals,
 )
 from dsrepo.objects.ids import ObjectId, hash_data, validate_prefix
 from dsrepo.objects.locindex import Location, LocationIndex
@@ -49,7 +54,13 @@ from dsrepo.objects.model import (
     encode,
     hash_object,
 )
-from dsrepo.objects.pack import IndexEntry, PackClass, decode_index
+from dsrepo.objects.pack import (
+    RECORD_HEADER_SIZE,
+    IndexEntry,
+    PackClass,
+    decode_index,
+    iter_pack_records,
+)
 from dsrepo.objects.packwriter import DEFAULT_PACK_TARGET, PackWriter, WriteStats
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
@@ -94,6 +105,10 @@ class ObjectStore:
         self._cache_lock = threading.Lock()
         """Guards the cache only; never held while calling out (the write buffer has its own)."""
         self._codec = ObjectCodec()
+        self._heal_lock = threading.Lock()
+        self._healed: int | None = None
+        self._rebuilt: int | None = None
+        """The cache generation the last heal / rebuild left (each runs once per generation)."""
 
     @property
     def pack_target(self) -> int:
@@ -109,7 +124,8 @@ class ObjectStore:
     @staticmethod
     def initialize(backend: Backend, fmt: RepoFormat) -> None:
         """Write the format marker into an empty location (refuses one holding something else)."""
-        created = backend.put_if_absent(layout.FORMAT_KEY, fmt.to_bytes())
+        with storage_refusals(f"{backend.describe()}/{layout.FORMAT_KEY}"):
+            created = backend.put_if_absent(layout.FORMAT_KEY, fmt.to_bytes())
         if not created:
             existing = RepoFormat.from_bytes(backend.get(layout.FORMAT_KEY), backend.describe())
             if existing != fmt:
@@ -129,18 +145,42 @@ class ObjectStore:
 
     def sync_index(self) -> None:
         """Make the location index match the packs the backend holds."""
-        present: set[str] = set()
-        for info in self.backend.iter_keys(layout.PACKS_PREFIX):
-            name = layout.pack_name_from_index_key(info.key)
-            if name is not None:
-                present.add(name)
-        # Removals first: removing a pack also forgets packs whose objects it shadowed, which
-        # the additions below then re-add.
-        for name in self.index.pack_names() - present:
-            self.index.remove_pack(name)
-        for name in sorted(present - self.index.pack_names()):
-            pack_class, entries = decode_index(self.backend.get(layout.index_key(name)), name)
-            self.index.add_pack(name, pack_class, entries)
+        indexsync.sync(self.backend, self.index)
+
+    def _heal(self) -> None:
+        """A lookup missed: bring the location cache in step with the pack indexes (rows deleted
+        from it come back), once per store, and once more whenever the cache lost its content."""
+        with self._heal_lock:
+            if self._healed != self.index.generation:
+                indexsync.heal(self.backend, self.index)
+                self._healed = self.index.generation
+
+    def _lookup(self, oid: ObjectId) -> Location:
+        """Where a flushed object lies; only a miss that survives :meth:`_heal` is ObjectNotFound."""
+        loc = self.index.lookup(oid)
+        if loc is None:
+            self._heal()
+            loc = self.index.lookup(oid)
+            if loc is None:
+                raise ObjectNotFound(f"object {oid.hex()} not found")
+        return loc
+
+    def _relocate(self, oid: ObjectId, loc: Location) -> Location | None:
+        """A read through the cached ``loc`` failed: re-derive its pack's rows from the pack's
+        index and look again. The corrected location, or None if the cache was right (then the
+        object is damaged for real). ObjectNotFound if no pack holds it after all."""
+        try:
+            indexsync.refresh(self.backend, self.index, loc.pack, oid)
+        except ObjectError:  # the pack's index is damaged too: the read's error says enough
+            return None
+        fresh = self.index.lookup(oid)
+        if fresh is None:  # the cache named a pack that does not hold it: damage beyond a pack
+            with self._heal_lock:
+                if self._rebuilt != self.index.generation:
+                    indexsync.rebuild(self.backend, self.index)
+                    self._rebuilt = self.index.generation
+            fresh = self._lookup(oid)
+        return None if fresh == loc else fresh
 
     # ------------------------------------------------------------ writing
 
@@ -229,15 +269,14 @@ class ObjectStore:
 
     def read_stored(self, oid: ObjectId) -> tuple[Location, bytes]:
         """An object's location and stored bytes, verified (for copying it elsewhere as is)."""
-        loc = self.index.lookup(oid)
-        if loc is None:
-            raise ObjectNotFound(f"object {oid.hex()} not found")
+        loc = self._lookup(oid)
         try:
-            stored = self.backend.get(layout.pack_key(loc.pack), loc.offset, loc.stored_size)
-        except KeyNotFound:
-            raise CorruptObject(f"object {oid.hex()}: pack {loc.pack} is missing") from None
-        self._codec.unpack(oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}")
-        return loc, stored
+            return loc, self._read_stored_at(oid, loc)[0]
+        except CorruptObject:
+            fresh = self._relocate(oid, loc)
+            if fresh is None:
+                raise
+        return fresh, self._read_stored_at(oid, fresh)[0]
 
     def put_tree(self, entries: Iterable[TreeEntry]) -> ObjectId:
         root, shards = build_tree(list(entries))
@@ -344,7 +383,12 @@ class ObjectStore:
 
     def locate_many(self, oids: Sequence[ObjectId]) -> dict[ObjectId, Location]:
         """Locations of the flushed objects among ``oids`` (one query per 500 ids)."""
-        return {ObjectId(o): loc for o, loc in self.index.lookup_many(oids).items()}
+        found = self.index.lookup_many(oids)
+        absent = [o for o in oids if o not in found]
+        if absent and self._packs.not_buffered(absent):
+            self._heal()
+            found.update(self.index.lookup_many(absent))
+        return {ObjectId(o): loc for o, loc in found.items()}
 
     def pack_names(self) -> set[str]:
         return self.index.pack_names()
@@ -361,6 +405,13 @@ class ObjectStore:
         except KeyNotFound:
             raise CorruptObject(f"pack {name} or its index is missing") from None
 
+    def pack_records(self, name: str) -> Iterator[tuple[IndexEntry, bytes]]:
+        """A pack's records in pack order, each header checked against the pack's own index (a
+        damaged one raises CorruptObject naming the pack and offset); payloads not verified
+        (:meth:`put_stored` verifies them)."""
+        pack_class, entries, data = self.read_pack(name)
+        return iter_pack_records(data, name, entries, pack_class)
+
     def read_range(self, pack: str, offset: int = 0, length: int | None = None) -> bytes:
         """Raw bytes of a pack (records, unverified: :meth:`put_stored` verifies them)."""
         try:
@@ -375,10 +426,7 @@ class ObjectStore:
         return self._entry(oid).raw_size
 
     def _entry(self, oid: ObjectId) -> IndexEntry | Location:
-        found = self._packs.entry(oid) or self.index.lookup(oid)
-        if found is None:
-            raise ObjectNotFound(f"object {oid.hex()} not found")
-        return found
+        return self._packs.entry(oid) or self._lookup(oid)
 
     def get_raw(self, oid: ObjectId) -> tuple[ObjectType, bytes]:
         """An object's type and verified bytes."""
@@ -388,19 +436,40 @@ class ObjectStore:
             return entry.type, self._codec.unpack(
                 oid, entry.type, stored, entry.flags, entry.raw_size, "(unflushed)"
             )
-        loc = self.index.lookup(oid)
-        if loc is None:
-            raise ObjectNotFound(f"object {oid.hex()} not found")
-        return loc.type, self.read_located(oid, loc)
+        loc, raw = self._read_verified(oid, self._lookup(oid))
+        return loc.type, raw
 
     def read_located(self, oid: ObjectId, loc: Location) -> bytes:
+        """The verified bytes of ``oid`` found at ``loc`` (re-located once if they fail)."""
+        return self._read_verified(oid, loc)[1]
+
+    def _read_verified(self, oid: ObjectId, loc: Location) -> tuple[Location, bytes]:
+        try:
+            return loc, self._read_stored_at(oid, loc)[1]
+        except CorruptObject:
+            fresh = self._relocate(oid, loc)
+            if fresh is None:
+                raise
+        return fresh, self._read_stored_at(oid, fresh)[1]
+
+    def verified_location(self, oid: ObjectId, loc: Location) -> Location:
+        """Where the pack indexes say ``oid`` lies, for a cached ``loc`` that disagrees with what
+        the caller expected (its type or size): the cache is corrected on the way."""
+        return self._relocate(oid, loc) or loc
+
+    def _read_stored_at(self, oid: ObjectId, loc: Location) -> tuple[bytes, bytes]:
+        """(stored, raw) bytes of ``oid`` at ``loc``, verified."""
         try:
             stored = self.backend.get(layout.pack_key(loc.pack), loc.offset, loc.stored_size)
         except KeyNotFound:
             raise CorruptObject(f"object {oid.hex()}: pack {loc.pack} is missing") from None
-        return self._codec.unpack(
-            oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {loc.pack}"
-        )
+        return stored, self.unpack_located(oid, loc, stored)
+
+    def unpack_located(self, oid: ObjectId, loc: Location, stored: bytes) -> bytes:
+        """The raw bytes of ``stored``, read at ``loc``, checked against their size and id;
+        CorruptObject names the object, the pack and the record's offset."""
+        where = f"pack {loc.pack} at offset {loc.offset - RECORD_HEADER_SIZE}"
+        return self._codec.unpack(oid, loc.type, stored, loc.flags, loc.raw_size, where)
 
     def get(self, oid: ObjectId) -> Structured:
         with self._cache_lock:
@@ -487,57 +556,7 @@ class ObjectStore:
         """The verified content of single-chunk entries (files without a manifest, symlinks), in
         order, read in batches of about ``budget`` bytes: one location query per 500 ids and
         coalesced range reads per pack instead of an open/seek/read per file."""
-        batch: list[TreeEntry] = []
-        size = 0
-        for e in entries:
-            batch.append(e)
-            size += e.size
-            if size >= budget:
-                yield from self._read_batch(batch)
-                batch, size = [], 0
-        if batch:
-            yield from self._read_batch(batch)
-
-    def _read_batch(self, batch: list[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
-        locs = self.index.lookup_many([e.id for e in batch])
-        by_pack: dict[str, list[tuple[ObjectId, Location]]] = {}
-        for oid, loc in locs.items():
-            by_pack.setdefault(loc.pack, []).append((ObjectId(oid), loc))
-        content: dict[bytes, bytes] = {}
-        for pack, items in by_pack.items():
-            items.sort(key=lambda x: x[1].offset)
-            start = 0
-            while start < len(items):  # ranges with gaps under 256 KiB, spans under 16 MiB
-                end = start + 1
-                lo = items[start][1].offset
-                hi = lo + items[start][1].stored_size
-                while end < len(items):
-                    nxt = items[end][1]
-                    if nxt.offset - hi > (256 << 10) or nxt.offset + nxt.stored_size - lo > (
-                        16 << 20
-                    ):
-                        break
-                    hi = max(hi, nxt.offset + nxt.stored_size)
-                    end += 1
-                try:
-                    data = self.backend.get(layout.pack_key(pack), lo, hi - lo)
-                except KeyNotFound:
-                    raise CorruptObject(f"pack {pack} is missing") from None
-                for oid, loc in items[start:end]:
-                    if loc.type != ObjectType.CHUNK:
-                        raise CorruptObject(f"file content {oid.hex()} is a {loc.type.label}")
-                    stored = data[loc.offset - lo : loc.offset - lo + loc.stored_size]
-                    content[oid] = self._codec.unpack(
-                        oid, loc.type, stored, loc.flags, loc.raw_size, f"pack {pack}"
-                    )
-                start = end
-        for e in batch:
-            raw = content.get(e.id)
-            if raw is None:  # not indexed: unflushed, or missing (get_raw says which)
-                raw = self.read_all(e)
-            elif len(raw) != e.size:
-                raise CorruptObject(f"file content {e.id.hex()} does not match its entry")
-            yield e, raw
+        return batchread.read_small(self, entries, budget)
 
     def read_all(self, entry: TreeEntry | FileRef) -> bytes:
         return b"".join(self.read_chunks(entry))
@@ -546,8 +565,12 @@ class ObjectStore:
         """The one id (flushed or not) starting with ``prefix``; AmbiguousId / ObjectNotFound."""
         validate_prefix(prefix)
         found = self._packs.matching(prefix)
-        with contextlib.suppress(ObjectNotFound):
+        try:
             found.add(self.index.resolve_prefix(prefix))
+        except ObjectNotFound:
+            self._heal()
+            with contextlib.suppress(ObjectNotFound):
+                found.add(self.index.resolve_prefix(prefix))
         if len(found) > 1:
             shown = ", ".join(sorted(o.hex()[:12] for o in found)[:10])
             raise AmbiguousId(f"object id prefix {prefix!r} is ambiguous: {shown}")

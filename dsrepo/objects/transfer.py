@@ -13,21 +13,33 @@ Every object is verified by its id exactly once, on the way in (:meth:`ObjectSto
 bytes in flight, so memory does not follow the data size. The destination is flushed at the
 end: when :func:`copy_objects` returns, every copied object is durable in ``dst`` and a ref may
 name it; if it raises, nothing unflushed is kept.
+
+A shared remote may be garbage-collected while we read it (docs/gc.md): a source pack deleted
+after its index was cached is not an error. Its objects are located again (the source's cache is
+re-synced: a collection copies every live object to another pack before deleting one) and read
+from there; only an object that is still nowhere is missing. The other way round, a pusher must
+not rely on packs a collection has doomed (``avoid_packs``): the destination's cache then
+forgets them, so what lives only there is sent again, into packs that are never named like a
+doomed one (such a pack would be one write from deletion; :func:`rewrite_objects` does the same
+for a collector copying live objects out of packs it is about to doom).
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from dsrepo.objects.errors import ObjectNotFound
+from dsrepo.objects import indexsync, layout
+from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.locindex import Location
-from dsrepo.objects.model import ObjectType
-from dsrepo.objects.pack import IndexEntry, PackClass, iter_pack_records
+from dsrepo.objects.model import Manifest, ObjectType
+from dsrepo.objects.pack import IndexEntry, PackClass, decode_index, iter_pack_records
 from dsrepo.objects.store import ObjectStore
+from dsrepo.remotes.errors import KeyNotFound
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all)."""
@@ -37,6 +49,10 @@ RANGE_SPAN = 16 << 20
 MAX_IN_FLIGHT_BYTES = 128 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
 DEFAULT_JOBS = 8
+RELOCATE_ROUNDS = 3
+"""Times the objects of source packs deleted meanwhile are located again before they are missing."""
+SALT_ROUNDS = 8
+"""Times packs that came out named like an avoided pack are written again (salted)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,10 @@ class CopyStats:
 
 _Job = tuple[str, int, int, list[tuple[ObjectId, Location]]]
 """(pack, start, length or -1 for the whole pack, members)."""
-_Read = tuple[tuple[PackClass, list[IndexEntry]] | None, bytes]
-"""What a job read: the pack's decoded index (whole packs only) and the bytes."""
+_Read = tuple[tuple[PackClass, list[IndexEntry]] | None, bytes] | None
+"""What a job read: the pack's decoded index (whole packs only) and the bytes; None when the
+pack was deleted since its index was cached."""
+_Locate = Callable[[list[ObjectId]], list[tuple[ObjectId, Location]]]
 
 
 def _coalesce(items: list[tuple[ObjectId, Location]]) -> list[_Job]:
@@ -88,28 +106,190 @@ def _coalesce(items: list[tuple[ObjectId, Location]]) -> list[_Job]:
     return out
 
 
+def _locator(src: ObjectStore) -> _Locate:
+    """Where ``src`` holds each id (ObjectNotFound for one it lacks)."""
+
+    def locate(want: list[ObjectId]) -> list[tuple[ObjectId, Location]]:
+        locations = src.locate_many(want)
+        out = []
+        for oid in want:
+            loc = locations.get(oid)
+            if loc is None:
+                raise ObjectNotFound(f"{src.backend.describe()} lacks object {oid.hex()}")
+            out.append((oid, loc))
+        return out
+
+    return locate
+
+
 def _plan(
-    src: ObjectStore, want: list[ObjectId], policy: CopyPolicy
+    src: ObjectStore,
+    located: list[tuple[ObjectId, Location]],
+    policy: CopyPolicy | None,
+    avoid: frozenset[str],
 ) -> tuple[list[_Job], dict[str, int]]:
-    """Read jobs for ``want`` and the byte size of each source pack taken whole."""
-    locations = src.locate_many(want)
+    """Read jobs for ``located`` and the byte size of each source pack taken whole (never with
+    no ``policy``, nor one named like an avoided pack: it would keep that name)."""
     by_pack: dict[str, list[tuple[ObjectId, Location]]] = defaultdict(list)
-    for oid in want:
-        loc = locations.get(oid)
-        if loc is None:
-            raise ObjectNotFound(f"{src.backend.describe()} lacks object {oid.hex()}")
+    for oid, loc in located:
         by_pack[loc.pack].append((oid, loc))
     jobs: list[_Job] = []
     whole: dict[str, int] = {}
     for pack, members in by_pack.items():
-        pack_bytes = sum(loc.stored_size for _, loc in src.pack_objects(pack))
-        wanted = sum(loc.stored_size for _, loc in members)
-        if pack_bytes >= policy.whole_pack_min and wanted >= policy.whole_pack_share * pack_bytes:
-            jobs.append((pack, 0, -1, members))
-            whole[pack] = pack_bytes
-        else:
-            jobs.extend(_coalesce(members))
+        if policy is not None and pack not in avoid:
+            pack_bytes = sum(loc.stored_size for _, loc in src.pack_objects(pack))
+            wanted = sum(loc.stored_size for _, loc in members)
+            if (
+                pack_bytes >= policy.whole_pack_min
+                and wanted >= policy.whole_pack_share * pack_bytes
+            ):
+                jobs.append((pack, 0, -1, members))
+                whole[pack] = pack_bytes
+                continue
+        jobs.extend(_coalesce(members))
     return jobs, whole
+
+
+def _read_job(src: ObjectStore, job: _Job) -> _Read:
+    pack, start, length, _ = job
+    try:
+        if length < 0:
+            pack_class, entries = decode_index(src.backend.get(layout.index_key(pack)), pack)
+            return (pack_class, entries), src.backend.get(layout.pack_key(pack))
+        return None, src.backend.get(layout.pack_key(pack), start, length)
+    except KeyNotFound:
+        return None  # deleted by a collection since its index was cached
+
+
+class _Copy:
+    """One copy from ``src`` into ``dst``: read jobs run on a pool, what they read is stored."""
+
+    def __init__(
+        self,
+        src: ObjectStore,
+        dst: ObjectStore,
+        *,
+        jobs: int,
+        progress: Progress | None,
+        where: str,
+        avoid: frozenset[str] = frozenset(),
+    ) -> None:
+        self.src, self.dst, self.jobs, self.progress, self.where = src, dst, jobs, progress, where
+        self.avoid = avoid
+        self.stats = CopyStats()
+        self.done = 0
+        self.total = 0
+
+    def copy(self, todo: list[ObjectId], locate: _Locate, policy: CopyPolicy | None) -> None:
+        """Copy ``todo``; the objects of source packs deleted meanwhile are located again."""
+        for _ in range(RELOCATE_ROUNDS):
+            if not todo:
+                return
+            plan, whole = _plan(self.src, locate(todo), policy, self.avoid)
+            todo = [oid for oid, _ in self._run(plan, whole)]
+            if todo:
+                self.src.sync_index()  # a collection moved them: their packs are listed now
+        if todo:
+            raise ObjectNotFound(
+                f"{self.where} lacks object {todo[0].hex()} (its pack was deleted while read)"
+            )
+
+    def _run(self, plan: list[_Job], whole: dict[str, int]) -> list[tuple[ObjectId, Location]]:
+        """Run the jobs; returns the members of jobs whose pack was gone."""
+        gone: list[tuple[ObjectId, Location]] = []
+
+        def size(job: _Job) -> int:
+            return whole[job[0]] if job[2] < 0 else job[2]
+
+        self.total += sum(size(j) for j in plan)
+
+        def store(job: _Job, got: _Read) -> None:
+            pack, start, _, members = job
+            if got is None:
+                gone.extend(members)
+            elif got[0] is not None:
+                pack_class, entries = got[0]
+                data = got[1]
+                self.dst.adopt_pack(pack, pack_class, entries, data, f"{self.where} pack {pack}")
+                self.stats.objects += len(entries)
+                self.stats.bytes += len(data)
+            else:
+                data = got[1]
+                for oid, loc in members:
+                    piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
+                    self.dst.put_stored(
+                        oid, loc.type, piece, loc.raw_size, loc.flags, f"{self.where} pack {pack}"
+                    )
+                    self.stats.objects += 1
+                    self.stats.bytes += loc.stored_size
+            self.done += size(job)
+            if self.progress:
+                self.progress(self.done, self.total)
+
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dsrepo-copy") as pool:
+            window: list[tuple[_Job, int, Future[_Read]]] = []
+            in_flight = 0
+            for job in plan:
+                n = size(job)
+                # bounded by bytes too: whole packs are 32 MiB, and memory must not follow data
+                while window and (
+                    len(window) >= 2 * self.jobs or in_flight + n > MAX_IN_FLIGHT_BYTES
+                ):
+                    first, first_size, fut = window.pop(0)
+                    store(first, fut.result())
+                    in_flight -= first_size
+                window.append((job, n, pool.submit(_read_job, self.src, job)))
+                in_flight += n
+            for job, _, fut in window:
+                store(job, fut.result())
+        return gone
+
+    def flush(self, locate: _Locate) -> None:
+        """Flush ``dst``. A pack that came out named like an avoided one (the same objects in
+        the same order: its writes found the avoided pack's keys and wrote nothing) is written
+        again behind a salt object, so that no object we copied lives only in an avoided pack."""
+        names = self.dst.flush()
+        self.stats.packs += len(names)
+        for _ in range(SALT_ROUNDS):
+            clash = sorted(set(names) & self.avoid)
+            if not clash:
+                return
+            self.stats.packs -= len(clash)
+            again = {oid: loc.type for n in clash for oid, loc in self.dst.pack_objects(n)}
+            exclude_packs(self.dst, self.avoid)
+            salt(self.dst, {PackClass.for_type(t) for t in again.values()})
+            self.copy(list(again), locate, None)
+            names = self.dst.flush()
+            self.stats.packs += len(names)
+        raise CorruptObject(f"cannot write packs named unlike {sorted(self.avoid)[:3]}")
+
+
+def salt(store: ObjectStore, classes: Collection[PackClass]) -> None:
+    """Put a random object of each class in ``classes`` into ``store``'s open packs (first in a
+    pack opened after a flush), so that the packs written next are named like no earlier pack.
+    A salt object is unreachable: the next collection drops it."""
+    if PackClass.DATA in classes:
+        store.put_chunk(os.urandom(32))
+    if PackClass.META in classes:
+        store.put(Manifest(ObjectId(os.urandom(32)), 0, ()))
+
+
+def exclude_packs(store: ObjectStore, names: Collection[str]) -> None:
+    """Make ``store``'s location cache list exactly the backend's indexed packs but ``names``:
+    an object that lives only in those packs is then missing for ``store`` (a push sends it
+    again, a collector copies it out); one that another pack holds too is located there.
+    ``ObjectStore.sync_index`` lists them all again."""
+    present = indexsync.indexed_packs(store.backend) - set(names)
+    index = store.index
+    for name in sorted(index.pack_names() - present):
+        index.remove_pack(name)  # also forgets packs whose objects it shadowed: re-added below
+    for name in sorted(present - index.pack_names()):
+        try:
+            data = store.backend.get(layout.index_key(name))
+        except KeyNotFound:
+            continue  # removed since the listing
+        pack_class, entries = decode_index(data, name)
+        index.add_pack(name, pack_class, entries)
 
 
 def copy_objects(
@@ -121,95 +301,115 @@ def copy_objects(
     jobs: int = DEFAULT_JOBS,
     progress: Progress | None = None,
     where: str | None = None,
+    avoid_packs: Collection[str] = (),
 ) -> CopyStats:
     """Copy the objects ``ids`` that ``dst`` lacks from ``src``; verify each; flush ``dst``.
 
-    Raises ObjectNotFound when ``src`` lacks one, CorruptObject when one fails verification
-    (``where`` names the source in messages).
+    ``avoid_packs``: packs of ``dst`` that must not be relied on (doomed by a collection): what
+    lives only there is copied too, into packs named like none of them. Raises ObjectNotFound
+    when ``src`` lacks one, CorruptObject when one fails verification (``where`` names the
+    source in messages).
     """
-    where = where or src.backend.describe()
-    stats = CopyStats()
+    avoid = frozenset(avoid_packs)
+    run = _Copy(
+        src, dst, jobs=jobs, progress=progress, where=where or src.backend.describe(), avoid=avoid
+    )
     wanted = list(dict.fromkeys(ids))
-    missing = dst.missing(wanted)
-    plan, whole = _plan(src, [oid for oid in wanted if oid in missing], policy)
-
-    def size(job: _Job) -> int:
-        return whole[job[0]] if job[2] < 0 else job[2]
-
-    total = sum(size(j) for j in plan)
-    done = 0
-
-    def read(job: _Job) -> _Read:
-        pack, start, length, _ = job
-        if length < 0:
-            pack_class, entries, data = src.read_pack(pack)
-            return (pack_class, entries), data
-        return None, src.read_range(pack, start, length)
-
-    def store(job: _Job, got: _Read) -> None:
-        nonlocal done
-        pack, start, _, members = job
-        header, data = got
-        if header is not None:
-            pack_class, entries = header
-            dst.adopt_pack(pack, pack_class, entries, data, f"{where} pack {pack}")
-            stats.objects += len(entries)
-            stats.bytes += len(data)
-        else:
-            for oid, loc in members:
-                piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
-                dst.put_stored(
-                    oid, loc.type, piece, loc.raw_size, loc.flags, f"{where} pack {loc.pack}"
-                )
-                stats.objects += 1
-                stats.bytes += loc.stored_size
-        done += size(job)
-        if progress:
-            progress(done, total)
-
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dsrepo-copy") as pool:
-            window: list[tuple[_Job, int, Future[_Read]]] = []
-            in_flight = 0
-            for job in plan:
-                n = size(job)
-                # bounded by bytes too: whole packs are 32 MiB, and memory must not follow data
-                while window and (len(window) >= 2 * jobs or in_flight + n > MAX_IN_FLIGHT_BYTES):
-                    first, first_size, fut = window.pop(0)
-                    store(first, fut.result())
-                    in_flight -= first_size
-                window.append((job, n, pool.submit(read, job)))
-                in_flight += n
-            for job, _, fut in window:
-                store(job, fut.result())
-        stats.packs = len(dst.flush())
+        if avoid:
+            exclude_packs(dst, avoid)
+        missing = dst.missing(wanted)
+        locate = _locator(src)
+        run.copy([oid for oid in wanted if oid in missing], locate, policy)
+        run.flush(locate)
     except BaseException:
         dst.abort()
         raise
-    return stats
+    return run.stats
+
+
+def rewrite_objects(
+    store: ObjectStore,
+    ids: Iterable[ObjectId],
+    avoid_packs: Collection[str],
+    *,
+    jobs: int = DEFAULT_JOBS,
+    progress: Progress | None = None,
+) -> CopyStats:
+    """Copy the objects among ``ids`` that live only in ``avoid_packs`` into new packs of
+    ``store`` itself, named like none of them, verified and flushed: what a collector does
+    before it dooms or deletes packs that hold live objects. Objects another pack holds stay
+    where they are; ids ``store`` lacks are ignored. The cache lists every pack again after."""
+    avoid = frozenset(avoid_packs)
+    run = _Copy(
+        store, store, jobs=jobs, progress=progress, where=store.backend.describe(), avoid=avoid
+    )
+    wanted = list(dict.fromkeys(ids))
+    store.sync_index()
+    before = store.locate_many(wanted)
+    suspects = [oid for oid in wanted if oid in before and before[oid].pack in avoid]
+    if not suspects:
+        return run.stats
+
+    def locate(want: list[ObjectId]) -> list[tuple[ObjectId, Location]]:
+        return [(oid, before[oid]) for oid in want]  # the avoided packs are still there
+
+    try:
+        exclude_packs(store, avoid)
+        missing = store.missing(suspects)
+        run.copy([oid for oid in suspects if oid in missing], locate, None)
+        run.flush(locate)
+    except BaseException:
+        store.abort()
+        raise
+    finally:
+        store.sync_index()
+    return run.stats
 
 
 def copy_metadata(src: ObjectStore, dst: ObjectStore, *, where: str | None = None) -> int:
     """Copy every metadata object (commits, trees, manifests, tags) ``dst`` lacks: each source
     metadata pack holding one is read whole (they are small next to data), and only the missing
-    records are stored, verified. Returns how many objects were copied; flushes ``dst``."""
+    records are stored, verified. A pack deleted meanwhile (a collection copied its live objects
+    elsewhere first) is skipped and the packs listed again. Returns how many objects were
+    copied; flushes ``dst``."""
     where = where or src.backend.describe()
     count = 0
+    seen: set[str] = set()
     try:
-        for name in sorted(src.pack_names()):
-            objs = src.pack_objects(name)
-            if not objs or objs[0][1].type == ObjectType.CHUNK:
-                continue
-            missing = dst.missing(oid for oid, _ in objs)
-            if not missing:
-                continue
-            data = src.read_range(name, 0, None)
-            for rec, stored in iter_pack_records(data, name):
-                if rec.id in missing:
-                    dst.put_stored(
-                        rec.id, rec.type, stored, rec.raw_size, rec.flags, f"{where} pack {name}"
-                    )
-                    count += 1
+        for _ in range(RELOCATE_ROUNDS):
+            gone = False
+            for name in sorted(src.pack_names() - seen):
+                seen.add(name)
+                objs = src.pack_objects(name)
+                if not objs or objs[0][1].type == ObjectType.CHUNK:
+                    continue
+                missing = dst.missing(oid for oid, _ in objs)
+                if not missing:
+                    continue
+                try:
+                    index = src.backend.get(layout.index_key(name))
+                    data = src.backend.get(layout.pack_key(name))
+                except KeyNotFound:
+                    gone = True
+                    continue
+                # every record header is checked against the pack's own index: a damaged one
+                # is corruption naming the pack and offset, not an object "not found" later
+                pack_class, entries = decode_index(index, name)
+                for rec, stored in iter_pack_records(data, name, entries, pack_class):
+                    if rec.id in missing:
+                        dst.put_stored(
+                            rec.id,
+                            rec.type,
+                            stored,
+                            rec.raw_size,
+                            rec.flags,
+                            f"{where} pack {name}",
+                        )
+                        count += 1
+            if not gone:
+                break
+            src.sync_index()
         dst.flush()
     except BaseException:
         dst.abort()

@@ -45,17 +45,17 @@ class DirectoryBackend(Backend):
 
     def __init__(self, root: str | os.PathLike[str], create: bool = False) -> None:
         path = Path(root)
-        if not path.is_dir():
-            if path.exists():
-                raise PermanentBackendError(f"backend root {str(path)!r} is not a directory")
-            if not create:
-                raise PermanentBackendError(f"backend root {str(path)!r} does not exist")
-            try:
+        try:
+            if not path.is_dir():
+                if path.exists():
+                    raise PermanentBackendError(f"backend root {str(path)!r} is not a directory")
+                if not create:
+                    raise PermanentBackendError(f"backend root {str(path)!r} does not exist")
                 path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise PermanentBackendError(
-                    f"cannot create backend root {str(path)!r}: {exc.strerror}"
-                ) from None
+        except OSError as exc:  # a name too long, a file in the way, no permission...
+            raise PermanentBackendError(
+                f"cannot use backend root {str(path)!r}: {exc.strerror or exc}"
+            ) from None
         self.root = path
         self._inside = os.path.realpath(path).rstrip(os.sep) + os.sep
         self._checked_dirs: set[str] = set()
@@ -71,7 +71,7 @@ class DirectoryBackend(Backend):
             raise self._error(exc, "stat", key) from None
         if not stat_mod.S_ISREG(st.st_mode):
             raise KeyNotFound(f"key {key!r} not found in {self.describe()}")
-        return KeyInfo(key, st.st_size)
+        return KeyInfo(key, st.st_size, st.st_mtime)
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
@@ -154,7 +154,7 @@ class DirectoryBackend(Backend):
             except FileNotFoundError:
                 continue  # deleted while listing
             if stat_mod.S_ISREG(st.st_mode):
-                yield KeyInfo(sort_key, st.st_size)
+                yield KeyInfo(sort_key, st.st_size, st.st_mtime)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Remote URLs → backends: a path or ``file://`` URL is a directory, ``s3://BUCKET/PREFIX`` an S3
-prefix. Every backend returned is wrapped in the retry policy."""
+prefix, ``http(s)://HOST[:PORT][/PATH]`` a ``dsrepo serve`` server. Every backend returned is
+wrapped in the retry policy."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class S3Options:
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
-    """(scheme, location, prefix): ("file", "/abs/path", "") or ("s3", "bucket", "prefix")."""
+    """(scheme, location, prefix): ("file", "/abs/path", ""), ("s3", "bucket", "prefix") or
+    ("http"/"https", "host:port", "path")."""
     if not url or "\0" in url or "\n" in url:
         raise InvalidRemoteUrl(f"invalid remote URL {url!r}")
     parsed = urlparse(url)
@@ -33,15 +35,34 @@ def parse_url(url: str) -> tuple[str, str, str]:
         if not parsed.netloc:
             raise InvalidRemoteUrl(f"invalid S3 URL {url!r}: expected s3://BUCKET[/PREFIX]")
         return "s3", parsed.netloc, parsed.path.strip("/")
+    if parsed.scheme in ("http", "https"):
+        if not parsed.hostname:
+            raise InvalidRemoteUrl(f"invalid URL {url!r}: expected {parsed.scheme}://HOST[:PORT]/")
+        if parsed.username is not None or parsed.password is not None:
+            raise InvalidRemoteUrl(
+                f"refusing a token or password in the URL {parsed.scheme}://...@{parsed.hostname}: "
+                "set DSREPO_TOKEN or use the credentials file"
+            )
+        if parsed.query or parsed.fragment:
+            raise InvalidRemoteUrl(f"invalid URL {url!r}: no query or fragment allowed")
+        try:
+            parsed.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise InvalidRemoteUrl(f"invalid URL {url!r}: bad port") from None
+        return parsed.scheme, parsed.netloc, parsed.path.strip("/")
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise InvalidRemoteUrl(f"invalid file URL {url!r}: only local paths are supported")
         return "file", os.path.normpath(unquote(parsed.path)), ""
     if parsed.scheme and len(parsed.scheme) > 1:  # "C:" style drive letters are not schemes here
         raise InvalidRemoteUrl(
-            f"unsupported remote URL scheme {parsed.scheme!r} in {url!r} (use a path, file:// or s3://)"
+            f"unsupported remote URL scheme {parsed.scheme!r} in {url!r} "
+            "(use a path, file://, s3:// or http(s)://)"
         )
-    return "file", os.path.abspath(Path(url).expanduser()), ""
+    try:
+        return "file", os.path.abspath(Path(url).expanduser()), ""
+    except RuntimeError:  # ~user of a user that does not exist
+        raise InvalidRemoteUrl(f"invalid remote path {url!r}: cannot expand '~'") from None
 
 
 def open_backend(
@@ -49,7 +70,13 @@ def open_backend(
 ) -> Backend:
     scheme, location, prefix = parse_url(url)
     inner: Backend
-    if scheme == "s3":
+    if scheme in ("http", "https"):
+        from dsrepo.remotes.http import HttpBackend, find_token
+
+        base = f"{scheme}://{location}/{prefix + '/' if prefix else ''}"
+        token, source = find_token(base)
+        inner = HttpBackend(base, token, token_source=source)
+    elif scheme == "s3":
         from dsrepo.remotes.s3 import S3Backend
 
         opts = s3 or S3Options()

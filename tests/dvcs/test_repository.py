@@ -22,6 +22,7 @@ from dsrepo.dvcs.errors import (
     PathError,
     RefConflict,
 )
+from dsrepo.dvcs.lock import index_lock
 from dsrepo.dvcs.merge import Strategy
 from dsrepo.dvcs.worktree import Status
 from dsrepo.objects.errors import FileChanged
@@ -383,12 +384,13 @@ def test_racy_git_rule(repo: Repository, monkeypatch: pytest.MonkeyPatch, racy: 
     os.utime(path, ns=(stamp, stamp))  # mtime == the index's mtime
     st = os.lstat(path)
     # record the new stat in the index as if the old content had been hashed at this stat
-    wt = repo.worktree
-    e = wt.index.entries["r.txt"]
-    wt.index.entries["r.txt"] = dataclasses.replace(
-        e, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino
-    )
-    wt.index.save()
+    with index_lock(repo.dsdir).held():
+        wt = repo.worktree
+        e = wt.index.entries["r.txt"]
+        wt.index.entries["r.txt"] = dataclasses.replace(
+            e, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino
+        )
+        wt.index.save()
     index_time = stamp if racy else stamp + 10 * 10**9
     os.utime(index_file, ns=(index_time, index_time))
     calls = count_hashes(monkeypatch)
@@ -437,3 +439,23 @@ def test_a_file_changing_during_add_stages_nothing(
         assert ObjectType.MANIFEST not in types
     repo.add()
     assert sorted(repo.worktree.index.entries) == ["big.bin", "stable.txt"]
+
+
+def test_a_damaged_merge_head_is_named_and_abort_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsrepo import Repository, StateError
+
+    monkeypatch.setenv("DSREPO_AUTHOR_NAME", "T")
+    monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "t@example.com")
+    repo = Repository.init(tmp_path / "r")
+    (repo.root / "a.txt").write_text("a")
+    repo.add(".")
+    repo.commit("one")
+    (repo.dsdir / "MERGE_HEAD").write_text("not an id\n")
+    for call in (repo.status, lambda: repo.commit("two", allow_empty=True)):
+        with pytest.raises(StateError, match="MERGE_HEAD is damaged"):
+            call()
+    repo.merge_abort()
+    assert not (repo.dsdir / "MERGE_HEAD").exists()
+    assert repo.status().clean

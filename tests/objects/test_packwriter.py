@@ -176,9 +176,11 @@ def test_an_adopted_pack_is_written_in_the_same_order() -> None:
     pack = src.backend.get(layout.pack_key(name))
 
     w, backend, index, log = writer()
+    backend.gate = threading.Event()  # hold the writer, so "before it is written" is certain
     w.add_pack(name, pack_class, entries, pack, index_bytes)
     found = w.pending(oid)
     assert found is not None and found[1] == data  # readable before it is written
+    backend.gate.set()
     assert w.flush() == [name]
     assert log == [("pack", name), ("idx", name), ("locindex", name)]
     assert backend.get(layout.pack_key(name)) == pack and index.contains(oid)

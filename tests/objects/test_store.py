@@ -179,8 +179,7 @@ def test_a_fresh_store_reads_flushed_objects_through_sync_index() -> None:
 
     fresh = new_store(backend)
     assert fresh.index.count() == 0
-    with pytest.raises(ObjectNotFound):
-        fresh.get_raw(next(iter(objects)))
+    fresh.get_raw(next(iter(objects)))  # a miss re-lists the packs: the cache heals itself
     fresh.sync_index()
     assert fresh.index.count() == store.index.count()
     check_objects(fresh, objects)
