@@ -17,6 +17,7 @@ from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import Commit, ObjectType, TreeEntry
 
 if TYPE_CHECKING:
+    from dsrepo.dvcs.bare import BareRepository
     from dsrepo.dvcs.repository import Repository
     from dsrepo.dvcs.worktree import Worktree
 
@@ -28,7 +29,7 @@ class LogEntry:
 
 
 def log(
-    repo: Repository,
+    repo: BareRepository,
     revs: Sequence[str] = ("HEAD",),
     *,
     max_count: int | None = None,
@@ -53,12 +54,12 @@ def log(
     return out
 
 
-def _entry_at(repo: Repository, tree: ObjectId, path: str) -> tuple[EntryKind, ObjectId] | None:
+def _entry_at(repo: BareRepository, tree: ObjectId, path: str) -> tuple[EntryKind, ObjectId] | None:
     e = repo.lookup_path(tree, path) if path else None
     return None if e is None else (e.kind, e.id)
 
 
-def _touches(repo: Repository, c: Commit, paths: Sequence[str]) -> bool:
+def _touches(repo: BareRepository, c: Commit, paths: Sequence[str]) -> bool:
     """A commit touches a path when the path differs from every parent (a merge that took one
     side unchanged is not listed), or when a root commit has it."""
     for p in paths:
