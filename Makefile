@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 # Byte-compile the package: with PYTHONDONTWRITEBYTECODE set (as on some CI machines) Python
@@ -24,6 +24,7 @@ demo: compile
 	$(BIN)/python benchmarks/demo.py demo-work
 
 test: compile
+	@test -x /usr/bin/chromium || echo "NOTE: no /usr/bin/chromium: the web view's browser tests will be SKIPPED (apt-get install chromium; .ci/run does)"
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: compile
