@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """dsrepo benchmark: every timing beside its baseline, measured in the same run.
 
-    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,porcelain,git,remotes] [--keep]
+    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,porcelain,git,remotes,gc] [--keep]
 
 A) storage core: ``ObjectStore.write_file`` + ``flush`` throughput beside plain read + BLAKE3,
    store growth for 1 MiB inserted in the middle of a large file, peak memory of each store.
@@ -11,13 +11,15 @@ B) porcelain: the real ``dsrepo`` CLI on the shared peer workload (10,000 small 
 C) reference (only when on PATH): ``git add -A && git commit`` of the same data.
 D) remotes: on the same workload, ``dsrepo push`` / ``dsrepo clone`` with a directory remote beside
    ``cp -r``, the bytes and requests of pushing the change, and the same on S3 (moto on loopback).
+E) gc: ``dsrepo gc --prune=now`` on a repository with ~20% garbage: bytes reclaimed beside the
+   garbage, gc time beside ``cp -r`` of the packs.
 
 Prints one table (step | dsrepo | baseline | ratio | target | ok?) and a peak-memory table, and
 writes WORKDIR/results.json. A MISS is information: the exit status is 0 unless a step crashed.
 See benchmarks/README.md for what each number means.
 
 This file parses the arguments, runs the chosen sections and prints the report; the sections are
-store.py (A), porcelain.py (B, C) and remotes.py (D); common.py holds their shared helpers and
+store.py (A), porcelain.py (B, C), remotes.py (D) and maintenance.py (E); common.py holds their shared helpers and
 children.py the ``_child`` / ``_cli`` / ``_setup`` steps they run in subprocesses.
 """
 
@@ -40,11 +42,12 @@ if str(HERE) not in sys.path:  # the modules beside this script (python puts it 
     sys.path.insert(0, str(HERE))
 
 from common import FULL, REPO_ROOT, SMOKE, Report, print_report  # noqa: E402
+from maintenance import section_maintenance  # noqa: E402
 from porcelain import section_porcelain  # noqa: E402
 from remotes import section_remotes  # noqa: E402
 from store import section_store  # noqa: E402
 
-SECTIONS = ("store", "porcelain", "git", "remotes")
+SECTIONS = ("store", "porcelain", "git", "remotes", "gc")
 
 
 def git_commit() -> str:
@@ -126,6 +129,12 @@ def main(argv: list[str]) -> int:
             section_remotes(work, sizes, rep, a.keep)
         except Exception:
             rep.error("remotes section", traceback.format_exc())
+    if "gc" in sections:
+        print("E) gc", flush=True)
+        try:
+            section_maintenance(work, sizes, rep, a.keep)
+        except Exception:
+            rep.error("gc section", traceback.format_exc())
     header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["total_seconds"] = round(time.perf_counter() - t0, 1)
     print_report(rep, header)

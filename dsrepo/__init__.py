@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         FetchFirst,
         IntegrityError,
         InvalidRefName,
+        Locked,
         MergeConflictError,
         MissingIdentity,
         NonFastForward,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     )
     from dsrepo.dvcs.fetch import FetchResult
     from dsrepo.dvcs.fsck import FsckReport
+    from dsrepo.dvcs.gc import GcReport
     from dsrepo.dvcs.getcache import split_revision
     from dsrepo.dvcs.graph import render_graph
     from dsrepo.dvcs.history import DiffResult, FileChange, FileInfo, LogEntry
@@ -57,13 +59,18 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.merging import MergeKind, MergeOutcome
     from dsrepo.dvcs.paths import UnsafePath
     from dsrepo.dvcs.push import PushResult, RefStatus, RefUpdate
+    from dsrepo.dvcs.reader import PathInfo, RepoReader
+    from dsrepo.dvcs.reflog import ExpireResult, parse_age
     from dsrepo.dvcs.refnames import shorten
+    from dsrepo.dvcs.refs import ReflogEntry
     from dsrepo.dvcs.remote import TransferStats
     from dsrepo.dvcs.remote_config import RemoteSpec
+    from dsrepo.dvcs.remotegc import RemoteGcBusy, RemoteGcReport
     from dsrepo.dvcs.revisions import Resolved
     from dsrepo.dvcs.scan import ScanError
     from dsrepo.dvcs.worktree import AddResult, Status, hash_bytes
     from dsrepo.dvcs.worktree import hash_path as hash_file
+    from dsrepo.fs import DsrepoFileSystem
     from dsrepo.objects.chunking import ChunkerParams
     from dsrepo.objects.errors import (
         AmbiguousId,
@@ -74,12 +81,16 @@ if TYPE_CHECKING:
         InvalidId,
         ObjectError,
         ObjectNotFound,
+        StorageFull,
+        StorageReadOnly,
+        StorageUnavailable,
     )
     from dsrepo.objects.ids import ObjectId
     from dsrepo.objects.kinds import EntryKind
     from dsrepo.objects.model import Commit, Manifest, ObjectType, Signature, Tag, Tree, TreeEntry
     from dsrepo.objects.packcheck import ObjectCounts
     from dsrepo.objects.store import FileRef
+    from dsrepo.reading import FileDataset, open
     from dsrepo.remotes.errors import (
         BackendError,
         InvalidKey,
@@ -88,7 +99,19 @@ if TYPE_CHECKING:
         PermanentBackendError,
         TransientBackendError,
     )
+    from dsrepo.remotes.http import (
+        AuthenticationFailed,
+        PermissionDenied,
+        RefUpdateRefused,
+        UploadRefused,
+    )
     from dsrepo.remotes.urls import InvalidRemoteUrl, S3Options
+    from dsrepo.server.app import create_app
+    from dsrepo.server.app import serve as serve_repository
+    from dsrepo.server.config import ServeConfig
+    from dsrepo.server.config import Served as ServedLocation
+    from dsrepo.server.tokens import TokenInfo, TokenStore
+    from dsrepo.server.tokens import token_store as serve_tokens
 
 __version__ = "0.1.0"
 
@@ -118,8 +141,18 @@ _LAZY: dict[str, str] = {
     "TransferStats": "dsrepo.dvcs.remote",
     "RemoteSpec": "dsrepo.dvcs.remote_config",
     "FsckReport": "dsrepo.dvcs.fsck",
+    "GcReport": "dsrepo.dvcs.gc",
+    "RemoteGcReport": "dsrepo.dvcs.remotegc",
+    "ReflogEntry": "dsrepo.dvcs.refs",
+    "ExpireResult": "dsrepo.dvcs.reflog",
     "ObjectCounts": "dsrepo.objects.packcheck",
     "FileRef": "dsrepo.objects.store",
+    # reading versions without a checkout (dsrepo.open, fsspec, data loaders)
+    "open": "dsrepo.reading",
+    "RepoReader": "dsrepo.dvcs.reader",
+    "PathInfo": "dsrepo.dvcs.reader",
+    "FileDataset": "dsrepo.reading",
+    "DsrepoFileSystem": "dsrepo.fs",
     # the object model
     "ObjectId": "dsrepo.objects.ids",
     "ObjectType": "dsrepo.objects.model",
@@ -136,6 +169,14 @@ _LAZY: dict[str, str] = {
     "Config": "dsrepo.dvcs.config",
     "ConfigFile": "dsrepo.dvcs.config",
     "user_config": "dsrepo.dvcs.config",
+    # dsrepo serve
+    "serve_repository": "dsrepo.server.app:serve",
+    "serve_tokens": "dsrepo.server.tokens:token_store",
+    "create_app": "dsrepo.server.app",
+    "ServeConfig": "dsrepo.server.config",
+    "ServedLocation": "dsrepo.server.config:Served",
+    "TokenInfo": "dsrepo.server.tokens",
+    "TokenStore": "dsrepo.server.tokens",
     # helpers
     "hash_file": "dsrepo.dvcs.worktree:hash_path",
     "hash_bytes": "dsrepo.dvcs.worktree",
@@ -143,6 +184,7 @@ _LAZY: dict[str, str] = {
     "parse_meta": "dsrepo.dvcs.commits",
     "render_graph": "dsrepo.dvcs.graph",
     "shorten": "dsrepo.dvcs.refnames",
+    "parse_age": "dsrepo.dvcs.reflog",
     # errors (DsrepoError is imported above)
     "BackendError": "dsrepo.remotes.errors",
     "InvalidKey": "dsrepo.remotes.errors",
@@ -151,6 +193,10 @@ _LAZY: dict[str, str] = {
     "TransientBackendError": "dsrepo.remotes.errors",
     "PermanentBackendError": "dsrepo.remotes.errors",
     "InvalidRemoteUrl": "dsrepo.remotes.urls",
+    "AuthenticationFailed": "dsrepo.remotes.http",
+    "PermissionDenied": "dsrepo.remotes.http",
+    "RefUpdateRefused": "dsrepo.remotes.http",
+    "UploadRefused": "dsrepo.remotes.http",
     "ObjectError": "dsrepo.objects.errors",
     "InvalidId": "dsrepo.objects.errors",
     "ObjectNotFound": "dsrepo.objects.errors",
@@ -159,6 +205,9 @@ _LAZY: dict[str, str] = {
     "CorruptObject": "dsrepo.objects.errors",
     "FileReadError": "dsrepo.objects.errors",
     "FileChanged": "dsrepo.objects.errors",
+    "StorageUnavailable": "dsrepo.objects.errors",
+    "StorageFull": "dsrepo.objects.errors",
+    "StorageReadOnly": "dsrepo.objects.errors",
     "RepositoryError": "dsrepo.dvcs.errors",
     "NotARepository": "dsrepo.dvcs.errors",
     "AlreadyARepository": "dsrepo.dvcs.errors",
@@ -182,6 +231,8 @@ _LAZY: dict[str, str] = {
     "FetchFirst": "dsrepo.dvcs.errors",
     "RemoteRefChanged": "dsrepo.dvcs.errors",
     "TagExists": "dsrepo.dvcs.errors",
+    "Locked": "dsrepo.dvcs.errors",
+    "RemoteGcBusy": "dsrepo.dvcs.remotegc",
     "UnsafePath": "dsrepo.dvcs.paths",
     "ScanError": "dsrepo.dvcs.scan",
     "IgnoreError": "dsrepo.dvcs.ignore",
@@ -212,17 +263,21 @@ __all__ = [
     "CheckoutResult",
     "CommitInfo",
     "DiffResult",
+    "ExpireResult",
     "FetchResult",
     "FileChange",
     "FileInfo",
     "FileRef",
     "FsckReport",
+    "GcReport",
+    "RemoteGcReport",
     "LogEntry",
     "MergeKind",
     "MergeOutcome",
     "ObjectCounts",
     "PathConflict",
     "PushResult",
+    "ReflogEntry",
     "RefStatus",
     "RefUpdate",
     "RemoteSpec",
@@ -231,6 +286,12 @@ __all__ = [
     "Strategy",
     "TagInfo",
     "TransferStats",
+    # reading versions without a checkout
+    "DsrepoFileSystem",
+    "FileDataset",
+    "PathInfo",
+    "RepoReader",
+    "open",
     # the object model
     "Commit",
     "EntryKind",
@@ -247,9 +308,18 @@ __all__ = [
     "ConfigFile",
     "S3Options",
     "user_config",
+    # dsrepo serve
+    "ServeConfig",
+    "ServedLocation",
+    "TokenInfo",
+    "TokenStore",
+    "create_app",
+    "serve_repository",
+    "serve_tokens",
     # helpers
     "hash_bytes",
     "hash_file",
+    "parse_age",
     "parse_meta",
     "render_graph",
     "shorten",
@@ -258,6 +328,7 @@ __all__ = [
     "DsrepoError",
     "AlreadyARepository",
     "AmbiguousId",
+    "AuthenticationFailed",
     "BackendError",
     "ConfigError",
     "CorruptObject",
@@ -265,6 +336,9 @@ __all__ = [
     "FileChanged",
     "FileReadError",
     "FormatError",
+    "StorageFull",
+    "StorageReadOnly",
+    "StorageUnavailable",
     "IgnoreError",
     "IntegrityError",
     "InvalidId",
@@ -273,6 +347,8 @@ __all__ = [
     "InvalidRemoteUrl",
     "KeyConflict",
     "KeyNotFound",
+    "Locked",
+    "RemoteGcBusy",
     "MergeConflictError",
     "MissingIdentity",
     "NonFastForward",
@@ -282,9 +358,11 @@ __all__ = [
     "ObjectNotFound",
     "PathError",
     "PermanentBackendError",
+    "PermissionDenied",
     "PushRejected",
     "RefConflict",
     "RefExists",
+    "RefUpdateRefused",
     "RemoteError",
     "RemoteExists",
     "RemoteNotFound",
@@ -296,5 +374,6 @@ __all__ = [
     "TransientBackendError",
     "UnknownRevision",
     "UnsafePath",
+    "UploadRefused",
     "WouldOverwrite",
 ]

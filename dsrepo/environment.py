@@ -56,6 +56,22 @@ def cache_dir() -> Path:
     return Path(base) / "dsrepo" / "cache"
 
 
+def token() -> str | None:
+    """``DSREPO_TOKEN``: the bearer token sent to ``http(s)://`` remotes (before any token in
+    the credentials file)."""
+    return _get("DSREPO_TOKEN")
+
+
+def credentials_path() -> Path:
+    """``DSREPO_CREDENTIALS``, else ``$XDG_CONFIG_HOME/dsrepo/credentials``: tokens for
+    ``http(s)://`` remotes, one ``URL TOKEN`` per line (never in a repository's config)."""
+    env = _get("DSREPO_CREDENTIALS")
+    if env:
+        return Path(env)
+    base = _get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "dsrepo" / "credentials"
+
+
 def debug() -> bool:
     """``DSREPO_DEBUG``: print the traceback of an internal error."""
     return _get("DSREPO_DEBUG") is not None

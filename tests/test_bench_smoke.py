@@ -24,6 +24,7 @@ GROUPS = {
         [f"M{i}" for i in range(1, 12)],
     ),
     "remotes": ([f"D{i}" for i in range(1, 11)], [f"M{i}" for i in range(12, 19)]),
+    "gc": (["E1", "E2"], []),
 }
 
 

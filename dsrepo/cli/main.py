@@ -2,8 +2,8 @@
 
 No repository logic lives here. The click group is in ``app`` (with the mapping of every
 :class:`~dsrepo.DsrepoError` to ``dsrepo: error: ...`` and its ``exit_code``); importing
-``plumbing``, ``porcelain``, ``history`` and ``sync`` registers the commands on it; :func:`main`
-is the console script.
+``plumbing``, ``porcelain``, ``history``, ``sync``, ``serve`` and ``maintenance`` registers the
+commands on it; :func:`main` is the console script.
 """
 
 from __future__ import annotations
@@ -13,10 +13,20 @@ import sys
 import click
 
 from dsrepo import environment
-from dsrepo.cli import history, plumbing, porcelain, sync
+from dsrepo.cli import history, maintenance, plumbing, porcelain, serve, sync
 from dsrepo.cli.app import cli
 
-__all__ = ["INTERNAL_ERROR", "cli", "history", "main", "plumbing", "porcelain", "sync"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "cli",
+    "history",
+    "main",
+    "maintenance",
+    "plumbing",
+    "porcelain",
+    "serve",
+    "sync",
+]
 
 INTERNAL_ERROR = 70
 

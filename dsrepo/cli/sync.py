@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dsrepo import Repository, shorten
-from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
 
 
@@ -25,7 +25,7 @@ def remote(ctx: click.Context, verbose: bool) -> None:
 @click.option("--region", help="S3 region.")
 @click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
 @click.argument("name")
-@click.argument("url")
+@click.argument("url", type=UTF8)
 def remote_add(
     endpoint_url: str | None, region: str | None, profile: str | None, name: str, url: str
 ) -> None:
@@ -50,7 +50,7 @@ def remote_rename(old: str, new: str) -> None:
 
 @remote.command("set-url")
 @click.argument("name")
-@click.argument("url")
+@click.argument("url", type=UTF8)
 def remote_set_url(name: str, url: str) -> None:
     """Change a remote's URL."""
     open_repo().remote_set_url(name, url)
@@ -60,6 +60,9 @@ def remote_set_url(name: str, url: str) -> None:
 @click.option("--tags", is_flag=True, help="Push every tag too.")
 @click.option("-f", "--force", is_flag=True, help="Allow non-fast-forward updates.")
 @click.option("-n", "--dry-run", is_flag=True, help="Say what would be updated; send nothing.")
+@click.option(
+    "-d", "--delete", is_flag=True, help="Delete the named branches or tags on the remote."
+)
 @click.option(
     "-j",
     "--jobs",
@@ -74,20 +77,32 @@ def push(
     tags: bool,
     force: bool,
     dry_run: bool,
+    delete: bool,
     jobs: int,
     remote_name: str | None,
     refs: tuple[str, ...],
 ) -> None:
-    """Send refs and the objects the remote lacks; refs move last, by compare-and-swap."""
+    """Send refs and the objects the remote lacks; refs move last, by compare-and-swap.
+    REF may be SRC:DST; :DST (or --delete DST) deletes DST on the remote."""
+    if delete and (remote_name is None or not refs):
+        raise click.UsageError("--delete needs a remote and the branches or tags to delete")
     repo = open_repo()
     with Progress(f"push {remote_name or ''}".rstrip(), is_quiet()) as progress:
         result = repo.push(
-            remote_name, refs, tags=tags, force=force, dry_run=dry_run, jobs=jobs, progress=progress
+            remote_name,
+            () if delete else refs,
+            tags=tags,
+            force=force,
+            dry_run=dry_run,
+            jobs=jobs,
+            progress=progress,
+            delete=refs if delete else (),
         )
     for u in result.updates:
         old = short(u.old) if u.old else "(new)"
+        new = short(u.new) if u.new else "(deleted)"
         click.echo(
-            f"{u.status:>12}  {shorten(u.ref)}  {old} -> {short(u.new)}"
+            f"{u.status:>12}  {shorten(u.ref)}  {old} -> {new}"
             + (f"  ({u.reason})" if u.reason else "")
         )
     s = result.stats
@@ -155,7 +170,7 @@ def pull(strategy: str | None, remote_name: str | None, branch_name: str | None)
 @click.option("--profile")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.argument("url")
-@click.argument("directory", required=False)
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
 def clone(
     branch_name: str | None,
     only: tuple[str, ...],
@@ -190,7 +205,7 @@ def clone(
 @click.option("--region")
 @click.option("--profile")
 @click.argument("url")
-@click.argument("directory")
+@click.argument("directory", type=click.Path(file_okay=False))
 def get(
     only: tuple[str, ...],
     force: bool,

@@ -5,13 +5,24 @@ the remote's pack indexes list, are copied (:func:`dsrepo.objects.transfer.copy_
 large local packs wanted whole go as they are, the rest is packed anew) and flushed — every pack
 and its index durable on the remote — before any ref moves. Each ref then moves by
 compare-and-swap from the value read at the start, so a concurrent push makes this one lose
-cleanly (fetch first) instead of overwriting it.
+cleanly (fetch first) instead of overwriting it. ``push --delete REF`` and ``push REMOTE :REF``
+delete remote refs (by compare-and-swap too).
+
+A remote may be garbage-collected while we push (docs/gc.md, :mod:`dsrepo.dvcs.remotegc`). The
+push reads ``gc/generation`` before the refs and indexes, and never relies on a doomed pack: what
+lives only in one is sent again. Objects under the remote's refs are relied on only when the
+record is *settled* (then no ref reaches a doomed-only object); otherwise the whole closure of
+the pushed tips is checked. Right before the first ref moves, the record is read again: if its
+counter moved, the packs are listed again and whatever now lives only in a doomed pack is sent
+again; it is read once more whenever half the collector's settle time passed since the last
+read, so a collection's re-mark sees every ref this push moves.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,14 +42,27 @@ from dsrepo.dvcs.reachability import complete_commits, peel_tags, reachable_obje
 from dsrepo.dvcs.refnames import HEADS, REMOTES, TAGS, check_refname, shorten
 from dsrepo.dvcs.remote import Remote, TransferStats, open_remote, resolve_remote
 from dsrepo.dvcs.remote_config import is_remote
+from dsrepo.dvcs.remotegc import Generation, read_generation
 from dsrepo.dvcs.upstream import default_remote, set_upstream
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.store import DEFAULT_PACK_TARGET
-from dsrepo.objects.transfer import DEFAULT_JOBS, PUSH_POLICY, Progress, copy_objects
+from dsrepo.objects.transfer import (
+    DEFAULT_JOBS,
+    PUSH_POLICY,
+    CopyStats,
+    Progress,
+    copy_objects,
+)
 from dsrepo.remotes.errors import BackendError, KeyConflict
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
+
+
+CLOCK: Callable[[], float] = time.monotonic
+"""The pusher's own clock (elapsed time since it read the generation record); tests replace it."""
+MAX_SEND_ROUNDS = 10
+"""Times objects are sent again because a collection doomed packs meanwhile, before giving up."""
 
 
 class RefStatus(enum.StrEnum):
@@ -92,10 +116,16 @@ class PushResult:
         )
 
 
-def _push_specs(repo: Repository, refs: Sequence[str], tags: bool) -> list[tuple[str, str]]:
-    """(local ref, remote ref) pairs."""
-    specs: list[tuple[str, str]] = []
-    if not refs:
+Spec = tuple[str | None, str]
+"""(local ref, remote ref); no local ref: delete the remote ref (its name as the user gave it)."""
+
+
+def _push_specs(
+    repo: Repository, refs: Sequence[str], tags: bool, delete: Sequence[str] = ()
+) -> list[Spec]:
+    """(local ref, remote ref) pairs; ``:REF`` and ``delete`` name remote refs to delete."""
+    specs: list[Spec] = []
+    if not refs and not delete:
         branch = repo.head_branch()
         if branch is None:
             raise StateError(
@@ -104,6 +134,11 @@ def _push_specs(repo: Repository, refs: Sequence[str], tags: bool) -> list[tuple
         specs.append((branch, branch))
     for spec in refs:
         src, _, dst = spec.partition(":")
+        if not src:
+            if not dst:
+                raise UnknownRevision("':' names no ref (':REF' deletes REF on the remote)")
+            specs.append((None, dst))
+            continue
         for candidate in (src, HEADS + src, TAGS + src):
             if candidate.startswith("refs/") and repo.refs.resolve(candidate) is not None:
                 full = candidate
@@ -114,9 +149,19 @@ def _push_specs(repo: Repository, refs: Sequence[str], tags: bool) -> list[tuple
         if not target.startswith("refs/"):
             target = (TAGS if full.startswith(TAGS) else HEADS) + target
         specs.append((full, check_refname(target)))
+    specs.extend((None, name) for name in delete)
     if tags:
         specs.extend((r, r) for r in repo.refs.list(TAGS))
     return list(dict.fromkeys(specs))
+
+
+def _remote_ref(name: str, remote_refs: dict[str, ObjectId], remote: str) -> str:
+    """The remote ref a deletion names: a full name, else a branch, else a tag."""
+    candidates = [name] if name.startswith("refs/") else [HEADS + name, TAGS + name]
+    for candidate in candidates:
+        if candidate in remote_refs:
+            return check_refname(candidate)
+    raise UnknownRevision(f"cannot delete {name!r}: {remote} has no such branch or tag")
 
 
 def _would_be_created(repo: Repository, name_or_url: str) -> bool:
@@ -149,10 +194,13 @@ def push(
     progress: Progress | None = None,
     pack_target: int = DEFAULT_PACK_TARGET,
     track: bool = True,
+    delete: Sequence[str] = (),
 ) -> PushResult:
-    """Push ``refs`` (default: the current branch) to ``remote_name`` (default: the branch's
-    upstream remote, else ``origin``; a URL or path also works). With ``track``, a first push of
-    the current branch to a configured remote makes it the branch's upstream."""
+    """Push ``refs`` (default: the current branch, unless ``delete`` is given) to
+    ``remote_name`` (default: the branch's upstream remote, else ``origin``; a URL or path also
+    works). A ref ``:NAME``, and each name in ``delete``, deletes that branch or tag on the
+    remote. With ``track``, a first push of the current branch to a configured remote makes it
+    the branch's upstream."""
     name = remote_name or default_remote(repo)
     try:
         remote = open_remote(repo, name, create=not dry_run, writers=jobs, pack_target=pack_target)
@@ -166,7 +214,11 @@ def push(
             raise
         # a dry run against a location a real push would create: every ref would be new
         result = PushResult(name)
-        for src, dst in _push_specs(repo, refs, tags):
+        for src, dst in _push_specs(repo, refs, tags, delete):
+            if src is None:
+                raise UnknownRevision(
+                    f"cannot delete {dst!r}: {name} has no such branch or tag"
+                ) from None
             new = repo.refs.resolve(src)
             result.updates.append(RefUpdate(dst, None, new, RefStatus.WOULD_UPDATE))
         return result
@@ -180,6 +232,7 @@ def push(
             dry_run=dry_run,
             jobs=jobs,
             progress=progress,
+            delete=delete,
         )
     if track:
         _track_first_push(repo, result)
@@ -187,22 +240,22 @@ def push(
 
 
 def _check_updates(
-    repo: Repository, remote_refs: dict[str, ObjectId], specs: list[tuple[str, str]], force: bool
+    repo: Repository, remote_refs: dict[str, ObjectId], specs: list[Spec], force: bool
 ) -> list[RefUpdate]:
     """What each pushed ref would do on the remote, with the fast-forward and tag rules."""
     updates = []
     for src, dst in specs:
-        new = repo.refs.resolve(src)
+        new = None if src is None else repo.refs.resolve(src)
         old = remote_refs.get(dst)
         u = RefUpdate(dst, old, new)
         updates.append(u)
         if old == new:
             u.status = RefStatus.UP_TO_DATE
-        elif force:
-            continue
+        elif force or new is None:
+            continue  # a deletion needs no rule: the user named the remote ref
         elif old is not None and dst.startswith(TAGS):
             u.reject(TagExists, "tag already exists on the remote (use --force)")
-        elif old is not None and new is not None:
+        elif old is not None:
             _, new_commit = peel_tags(repo, new)
             if not repo.store.has(old):
                 u.reject(FetchFirst, "the remote has commits you do not have (fetch first)")
@@ -221,10 +274,16 @@ def _push(
     dry_run: bool,
     jobs: int,
     progress: Progress | None,
+    delete: Sequence[str] = (),
 ) -> PushResult:
     result = PushResult(remote.name)
-    remote_refs = remote.read_refs()
-    result.updates = _check_updates(repo, remote_refs, _push_specs(repo, refs, tags), force)
+    gen = read_generation(remote.backend)  # before the refs and indexes (docs/gc.md)
+    remote_refs = remote.read_refs(exclude=gen.doomed)
+    specs = [
+        (src, dst if src is not None else _remote_ref(dst, remote_refs, remote.name))
+        for src, dst in _push_specs(repo, refs, tags, delete)
+    ]
+    result.updates = _check_updates(repo, remote_refs, specs, force)
     todo = [u for u in result.updates if u.status == RefStatus.PENDING]
     if not todo:
         return result
@@ -233,29 +292,17 @@ def _push(
             u.status = RefStatus.WOULD_UPDATE
         return result
     remote.check_conditional_writes()
-    # what the remote may lack: objects reachable from the new tips, not below its ref tips
-    stop = complete_commits(repo, remote_refs.values())
-    wanted: list[ObjectId] = []
-    for u in todo:
-        assert u.new is not None
-        tag_objs, commit = peel_tags(repo, u.new)
-        wanted.extend(oid for oid, _ in tag_objs)
-        meta, chunks = reachable_objects(repo, [commit], stop)
-        wanted.extend(oid for oid, _ in meta)
-        wanted.extend(chunks)
-    copied = copy_objects(
-        repo.store,
-        remote.store,
-        wanted,
-        policy=PUSH_POLICY,
-        jobs=jobs,
-        progress=progress,
-        where="the local repository",
-    )
-    # every object is durable on the remote: the refs may now name them
+    sender = _Sender(repo, remote, gen, jobs, progress)
+    sender.send(todo, remote_refs)
+    # every object is durable on the remote, in packs no collection has doomed: refs may move
     who = repo.reflog_identity()
     tracking_refs = is_remote(repo, remote.name)
-    for u in todo:
+    pending = list(todo)
+    while pending:
+        if not sender.still_valid():
+            sender.send(pending, remote.read_refs(exclude=sender.gen.doomed))
+            continue
+        u = pending.pop(0)
         try:
             remote.refs.update(u.ref, u.new, u.old, who=who, message="push")
             u.status = RefStatus.OK
@@ -265,9 +312,100 @@ def _push(
             u.reject(RemoteRefChanged, str(exc))
         if u.status == RefStatus.OK and u.ref.startswith(HEADS) and tracking_refs:
             tracking = f"{REMOTES}{remote.name}/{u.ref[len(HEADS) :]}"
-            repo.refs.update(tracking, u.new, None, who=who, message="push", check_old=False)
-    result.stats = remote.stats(copied)
+            if u.new is not None:
+                repo.refs.update(tracking, u.new, None, who=who, message="push", check_old=False)
+            elif repo.refs.resolve(tracking) is not None:
+                repo.refs.update(tracking, None, None, who=who, message="push", check_old=False)
+    result.stats = remote.stats(sender.copied)
     return result
+
+
+class _Sender:
+    """Sends what the pushed refs need, never relying on a doomed pack, and says whether that
+    still holds (the generation record is read again; see the module docstring)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        remote: Remote,
+        gen: Generation,
+        jobs: int,
+        progress: Progress | None,
+    ) -> None:
+        self.repo, self.remote, self.gen = repo, remote, gen
+        self.jobs, self.progress = jobs, progress
+        self.copied = CopyStats()
+        self.rounds = 0
+        self.read_at = CLOCK()
+
+    def send(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> None:
+        """Copy what ``todo``'s new tips reach (``remote_refs``: read after the record), then
+        read the record again; repeat until no collection doomed anything meanwhile."""
+        while True:
+            self.rounds += 1
+            if self.rounds > MAX_SEND_ROUNDS:
+                raise RemoteError(
+                    f"{self.remote.url} is being garbage-collected and kept dooming what this "
+                    "push sent; try again"
+                )
+            relied = self._copy(todo, remote_refs)
+            fresh = self._read()
+            if fresh.counter == self.gen.counter and self._safe(relied, fresh):
+                self.gen = fresh
+                return
+            self.gen = fresh
+            remote_refs = self.remote.read_refs(exclude=fresh.doomed)
+
+    def _copy(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> list[ObjectId]:
+        repo = self.repo
+        # what the remote may lack: objects reachable from the new tips, not below its ref tips
+        # (only while no ref can reach a doomed-only object: a settled record)
+        stop = complete_commits(repo, remote_refs.values()) if self.gen.settled else set()
+        wanted: list[ObjectId] = []
+        for u in todo:
+            if u.new is None:
+                continue
+            tag_objs, commit = peel_tags(repo, u.new)
+            wanted.extend(oid for oid, _ in tag_objs)
+            meta, chunks = reachable_objects(repo, [commit], stop)
+            wanted.extend(oid for oid, _ in meta)
+            wanted.extend(chunks)
+        copied = copy_objects(
+            repo.store,
+            self.remote.store,
+            wanted,
+            policy=PUSH_POLICY,
+            jobs=self.jobs,
+            progress=self.progress,
+            where="the local repository",
+            avoid_packs=self.gen.doomed,
+        )
+        self.copied.objects += copied.objects
+        self.copied.bytes += copied.bytes
+        self.copied.packs += copied.packs
+        return wanted
+
+    def _read(self) -> Generation:
+        gen = read_generation(self.remote.backend)
+        self.read_at = CLOCK()
+        return gen
+
+    def _safe(self, relied: list[ObjectId], gen: Generation) -> bool:
+        """Whether every object relied on lies in a pack ``gen`` does not doom."""
+        if not gen.doomed:
+            return True
+        found = self.remote.store.locate_many(relied)
+        return all(oid in found and found[oid].pack not in gen.doomed for oid in relied)
+
+    def still_valid(self) -> bool:
+        """Right before a ref moves: true when the record was read less than half the
+        collector's settle time ago, or read again now with the same counter."""
+        if CLOCK() - self.read_at <= self.gen.settle_seconds / 2:
+            return True
+        fresh = self._read()
+        same = fresh.counter == self.gen.counter
+        self.gen = fresh
+        return same
 
 
 def _track_first_push(repo: Repository, result: PushResult) -> None:

@@ -8,6 +8,7 @@ requests and bytes moved.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.store import DEFAULT_PACK_TARGET, ObjectStore
-from dsrepo.objects.transfer import CopyStats
+from dsrepo.objects.transfer import CopyStats, exclude_packs
 from dsrepo.remotes.counting import CountingBackend
 from dsrepo.remotes.urls import S3Options, open_backend
 
@@ -94,13 +95,19 @@ class Remote(BareRepository):
             bytes_received=self.counter.bytes_received,
         )
 
-    def read_refs(self, prefixes: tuple[str, ...] = ("refs/",)) -> dict[str, ObjectId]:
+    def read_refs(
+        self, prefixes: tuple[str, ...] = ("refs/",), *, exclude: Collection[str] = ()
+    ) -> dict[str, ObjectId]:
         """The remote's refs under ``prefixes``, then its pack indexes, in that order: a pusher
         writes packs and indexes before it moves a ref, so every pack that a ref read here can
         reach is listed by the indexes read after it (the other order can see a new ref
-        without its packs, which looks like damage)."""
+        without its packs, which looks like damage). Packs in ``exclude`` (doomed by a
+        collection: a push must not rely on them) are left out of the index cache."""
         refs = {r: o for r, o in self.refs.list("refs/").items() if r.startswith(prefixes)}
-        self.store.sync_index()
+        if exclude:
+            exclude_packs(self.store, exclude)
+        else:
+            self.store.sync_index()
         return refs
 
     @property

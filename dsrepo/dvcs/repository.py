@@ -18,17 +18,13 @@ from typing import TYPE_CHECKING, Any
 from dsrepo.dvcs import identity
 from dsrepo.dvcs.bare import BareRepository
 from dsrepo.dvcs.config import Config
-from dsrepo.dvcs.errors import (
-    AlreadyARepository,
-    NotARepository,
-    PathError,
-    RepositoryError,
-)
+from dsrepo.dvcs.errors import AlreadyARepository, NotARepository, RepositoryError, path_errors
+from dsrepo.dvcs.lock import DEFAULT_TIMEOUT, gc_lock, holds_gc_lock, holds_index_lock, index_lock
 from dsrepo.dvcs.refs import HEAD, RefStore
+from dsrepo.dvcs.remote_verbs import RemoteVerbs
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
-from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import Signature, TreeEntry
 from dsrepo.objects.store import ObjectStore
@@ -37,13 +33,13 @@ from dsrepo.remotes.directory import DirectoryBackend
 if TYPE_CHECKING:
     from dsrepo.dvcs.checkout import CheckoutResult
     from dsrepo.dvcs.commits import BranchInfo, CommitInfo, TagInfo
-    from dsrepo.dvcs.fetch import FetchResult
     from dsrepo.dvcs.fsck import FsckReport
+    from dsrepo.dvcs.gc import GcReport
     from dsrepo.dvcs.history import DiffResult, FileInfo, LogEntry
     from dsrepo.dvcs.merge import Strategy
     from dsrepo.dvcs.merging import MergeOutcome
-    from dsrepo.dvcs.push import PushResult
-    from dsrepo.dvcs.remote_config import RemoteSpec
+    from dsrepo.dvcs.reflog import ExpireResult
+    from dsrepo.dvcs.refs import ReflogEntry
     from dsrepo.dvcs.revisions import Resolved
     from dsrepo.dvcs.worktree import AddResult, Status, Worktree
     from dsrepo.objects.packcheck import ObjectCounts
@@ -59,8 +55,13 @@ def _patterns(only: Sequence[str] | str | None) -> list[str] | None:
     return [only] if isinstance(only, str) else list(only) if only else None
 
 
-class Repository(BareRepository):
+class Repository(BareRepository, RemoteVerbs):
     """A dataset repository. Create with :meth:`init` or :meth:`clone`, open with :meth:`open`."""
+
+    lock_timeout = DEFAULT_TIMEOUT
+    """Seconds a verb waits for another process's index lock before failing with ``Locked``."""
+    gc_lock_timeout: float | None = None
+    """Seconds a writer waits for a running gc (and gc for running writers); None: no limit."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -70,7 +71,6 @@ class Repository(BareRepository):
             fmt = ObjectStore.read_format(backend)
         except FormatError as exc:
             raise NotARepository(f"{self.dsdir} is not a usable repository: {exc}") from None
-        (self.dsdir / "cache").mkdir(exist_ok=True)
         store = ObjectStore(backend, LocationIndex(self.dsdir / "cache" / "objects.sqlite"), fmt)
         store.sync_index()
         super().__init__(backend, store, RefStore(backend, self.dsdir / "logs"))
@@ -91,13 +91,14 @@ class Repository(BareRepository):
 
         root = Path(path).absolute()
         dsdir = root / DSDIR
-        if (dsdir / "format").exists():
-            raise AlreadyARepository(f"{dsdir} already exists")
         ref = branch_ref(branch)
-        root.mkdir(parents=True, exist_ok=True)
-        backend = DirectoryBackend(dsdir, create=True)
-        for sub in ("packs", "refs/heads", "refs/tags", "logs", "cache"):
-            (dsdir / sub).mkdir(parents=True, exist_ok=True)
+        with path_errors(root, "directory"):
+            if (dsdir / "format").exists():
+                raise AlreadyARepository(f"{dsdir} already exists")
+            root.mkdir(parents=True, exist_ok=True)
+            backend = DirectoryBackend(dsdir, create=True)
+            for sub in ("packs", "refs/heads", "refs/tags", "logs", "cache"):
+                (dsdir / sub).mkdir(parents=True, exist_ok=True)
         fmt = RepoFormat(chunker=(chunker or ChunkerParams()).validate())
         backend.put_if_absent("HEAD", f"ref: {ref}\n".encode())
         ObjectStore.initialize(backend, fmt)
@@ -205,13 +206,15 @@ class Repository(BareRepository):
 
     @property
     def worktree(self) -> Worktree:
+        """The working copy; read again when a verb takes the index lock (``stale``)."""
         wt: Worktree | None = self.__dict__.get("_worktree")
-        if wt is None:
+        if wt is None or wt.stale():
             from dsrepo.dvcs.worktree import Worktree
 
             wt = self.__dict__["_worktree"] = Worktree(self)
         return wt
 
+    @holds_index_lock
     def add(
         self, *paths: str, cwd: Path | None = None, progress: Progress | None = None
     ) -> AddResult:
@@ -219,12 +222,14 @@ class Repository(BareRepository):
         ``cwd`` (default: the repository root)."""
         return self.worktree.add(paths or (".",), cwd or self.root, progress=progress)
 
+    @holds_index_lock
     def rm(
         self, *paths: str, cached: bool = False, force: bool = False, cwd: Path | None = None
     ) -> list[str]:
         """Unstage paths and (unless ``cached``) delete them; returns the paths removed."""
         return self.worktree.rm(paths, cwd or self.root, cached=cached, force=force)
 
+    @holds_index_lock
     def mv(
         self, src: str, dst: str, force: bool = False, cwd: Path | None = None
     ) -> list[tuple[str, str]]:
@@ -233,6 +238,7 @@ class Repository(BareRepository):
     def status(self) -> Status:
         return self.worktree.status()
 
+    @holds_index_lock
     def restore(
         self,
         *paths: str,
@@ -248,6 +254,7 @@ class Repository(BareRepository):
 
     # ------------------------------------------------------------ versions, tags, branches
 
+    @holds_index_lock
     def commit(
         self,
         message: str,
@@ -267,6 +274,7 @@ class Repository(BareRepository):
             all_tracked=all,
         )
 
+    @holds_gc_lock
     def tag(
         self, name: str, rev: str = "HEAD", message: str | None = None, force: bool = False
     ) -> TagInfo:
@@ -305,6 +313,7 @@ class Repository(BareRepository):
 
     # ------------------------------------------------------------ materializing versions
 
+    @holds_index_lock
     def switch(
         self,
         branch: str,
@@ -337,18 +346,21 @@ class Repository(BareRepository):
             return co.materialize_into(
                 self, rev, Path(into), only=patterns, force=force, progress=progress
             )
-        if patterns:
-            return co.restore_matching(self, self.worktree, patterns, rev)
-        return co.checkout(self, self.worktree, rev, force=force, detach=detach, progress=progress)
+        with (
+            gc_lock(self.dsdir).shared(self.gc_lock_timeout),  # data may be fetched on demand
+            index_lock(self.dsdir).held(self.lock_timeout),
+        ):
+            if patterns:
+                return co.restore_matching(self, self.worktree, patterns, rev)
+            return co.checkout(
+                self, self.worktree, rev, force=force, detach=detach, progress=progress
+            )
 
     def open_file(self, rev: str, path: str) -> io.BufferedReader:
-        """A readable binary file streaming ``path`` as of ``rev`` (no checkout needed)."""
-        r = self.resolve(f"{rev}:{path}")
-        if r.entry is None or r.entry.kind == EntryKind.TREE:
-            raise PathError(f"{path!r} is a directory in {rev}, not a file")
-        from dsrepo.dvcs.streams import ChunkStream
+        """``path`` as of ``rev``, seekable: a read fetches and verifies only what it covers."""
+        from dsrepo.dvcs.reader import open_file
 
-        return io.BufferedReader(ChunkStream(self.read_file(r.entry), r.entry.size), 1 << 20)
+        return open_file(self, rev, path)
 
     def read_file(self, entry: TreeEntry) -> Iterator[bytes]:
         """A file entry's verified content, chunk by chunk (fetched first in a partial clone)."""
@@ -359,6 +371,7 @@ class Repository(BareRepository):
 
     # ------------------------------------------------------------ merging
 
+    @holds_index_lock
     def merge(
         self,
         *revs: str,
@@ -383,6 +396,7 @@ class Repository(BareRepository):
             no_ff=no_ff,
         )
 
+    @holds_index_lock
     def merge_abort(self) -> None:
         """Abandon a merge in progress (``merge --no-commit``): back to HEAD."""
         from dsrepo.dvcs import merging
@@ -447,13 +461,9 @@ class Repository(BareRepository):
         self, rev: str, path: str | None = None, recursive: bool = False
     ) -> list[tuple[str, TreeEntry]]:
         """Entries of the tree of ``rev`` (under ``path``) as (path, entry)."""
-        from dsrepo.dvcs.revisions import resolve_tree
+        from dsrepo.dvcs.plumbing import ls_tree
 
-        tree = resolve_tree(self, f"{rev}:{path}" if path else rev)
-        prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
-        if recursive:
-            return sorted(self.walk_tree(tree, prefix))
-        return [(prefix + e.name, e) for e in self.store.tree_entries(tree)]
+        return ls_tree(self, rev, path, recursive)
 
     # ------------------------------------------------------------ plumbing
 
@@ -467,16 +477,9 @@ class Repository(BareRepository):
     ) -> Iterator[FileRef]:
         """:meth:`hash_object` of each source, yielded as soon as known; with ``write``, what
         was stored is flushed once, after the last one (one pack, not one per source)."""
-        from dsrepo.dvcs.worktree import hash_bytes, hash_path
+        from dsrepo.dvcs.plumbing import hash_objects
 
-        store = self.store
-        for src in sources:
-            if write:
-                yield store.write_bytes(src) if isinstance(src, bytes) else store.write_file(src)
-            else:
-                yield hash_bytes(src) if isinstance(src, bytes) else hash_path(src)
-        if write:
-            store.flush()
+        yield from hash_objects(self.store, sources, write)
 
     def update_ref(
         self,
@@ -505,95 +508,38 @@ class Repository(BareRepository):
 
         return fsck(self, progress)
 
-    # ------------------------------------------------------------ remotes
+    # ------------------------------------------------------------ maintenance
 
-    def remotes(self) -> list[RemoteSpec]:
-        from dsrepo.dvcs.remote_config import list_remotes
-
-        return list_remotes(self)
-
-    def remote_add(
+    def gc(
         self,
-        name: str,
-        url: str,
         *,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        profile: str | None = None,
-    ) -> RemoteSpec:
-        """Add a remote: a directory path, ``file://`` URL or ``s3://BUCKET/PREFIX``."""
-        from dsrepo.dvcs.remote_config import add_remote
-
-        return add_remote(
-            self, name, url, endpoint_url=endpoint_url, region=region, profile=profile
-        )
-
-    def remote_remove(self, name: str) -> None:
-        """Remove a remote, its remote-tracking refs and the upstreams naming it."""
-        from dsrepo.dvcs.remote_config import remove_remote
-
-        remove_remote(self, name)
-
-    def remote_rename(self, old: str, new: str) -> None:
-        from dsrepo.dvcs.remote_config import rename_remote
-
-        rename_remote(self, old, new)
-
-    def remote_set_url(self, name: str, url: str) -> None:
-        from dsrepo.dvcs.remote_config import set_url
-
-        set_url(self, name, url)
-
-    def push(
-        self,
-        remote: str | None = None,
-        refs: Sequence[str] = (),
-        *,
-        tags: bool = False,
-        force: bool = False,
+        prune: str | float = "2.weeks",
         dry_run: bool = False,
-        jobs: int = 8,
+        aggressive: bool = False,
         progress: Progress | None = None,
-    ) -> PushResult:
-        """Send ``refs`` (default: the current branch) and the objects ``remote`` lacks; refs
-        move last, by compare-and-swap. Rejected refs are in the result
-        (``result.error()`` is the exception to raise for them)."""
-        from dsrepo.dvcs.push import push
+    ) -> GcReport:
+        """Remove unreachable objects in packs older than ``prune`` (an age: ``"now"``,
+        ``"1h"``, ``"14d"``...; by the storage's clock) and merge small packs (``aggressive``:
+        repack everything). Writers wait for it (docs/gc.md)."""
+        from dsrepo.dvcs.gc import gc
 
-        return push(
-            self,
-            remote,
-            refs,
-            tags=tags,
-            force=force,
-            dry_run=dry_run,
-            jobs=jobs,
-            progress=progress,
-        )
+        return gc(self, prune=prune, dry_run=dry_run, aggressive=aggressive, progress=progress)
 
-    def fetch(
+    def reflog(self, ref: str = "HEAD") -> list[ReflogEntry]:
+        """``ref``'s reflog, newest first (entry ``n`` is ``ref@{n}``)."""
+        from dsrepo.dvcs.reflog import entries
+
+        return entries(self.refs, ref)
+
+    def reflog_expire(
         self,
-        remote: str | None = None,
+        refs: Sequence[str] | None = None,
         *,
-        prune: bool = False,
-        jobs: int = 8,
-        progress: Progress | None = None,
-    ) -> FetchResult:
-        from dsrepo.dvcs.fetch import fetch
+        expire: str | float = "90.days",
+        dry_run: bool = False,
+    ) -> ExpireResult:
+        """Drop reflog entries older than ``expire`` from ``refs``' reflogs (None: all), so
+        that what only they named becomes garbage for :meth:`gc`."""
+        from dsrepo.dvcs.reflog import expire as expire_logs
 
-        return fetch(self, remote, prune=prune, jobs=jobs, progress=progress)
-
-    def pull(
-        self,
-        remote: str | None = None,
-        branch: str | None = None,
-        *,
-        strategy: str | Strategy | None = None,
-        progress: Progress | None = None,
-    ) -> MergeOutcome:
-        """Fetch, then fast-forward or merge (with merge's rules)."""
-        from dsrepo.dvcs.merge import Strategy
-        from dsrepo.dvcs.pull import pull
-
-        strat = Strategy(strategy) if isinstance(strategy, str) else strategy
-        return pull(self, remote, branch, strategy=strat, progress=progress)
+        return expire_logs(self.refs, refs, expire, dry_run=dry_run)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,14 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """A key and the size of its value in bytes."""
+    """A key, the size of its value in bytes and when the backend last wrote it."""
 
     key: str
     size: int
+    mtime: float | None = field(default=None, compare=False)
+    """Seconds since the epoch by the backend's own clock (a file's ``st_mtime``, S3's
+    ``LastModified``), None when the backend cannot tell. gc ages packs by it
+    (docs/gc.md): never compare it with the local clock, only with the same backend's."""
 
 
 class Backend(ABC):
@@ -48,7 +52,7 @@ class Backend(ABC):
 
     @abstractmethod
     def stat(self, key: str) -> KeyInfo:
-        """Size of ``key``'s value. Raises KeyNotFound."""
+        """Size (and modification time) of ``key``'s value. Raises KeyNotFound."""
 
     @abstractmethod
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -69,7 +73,8 @@ class Backend(ABC):
     def list(
         self, prefix: str = "", start_after: str | None = None, limit: int = 1000
     ) -> list[KeyInfo]:
-        """Up to ``limit`` keys starting with ``prefix``, sorted, strictly after ``start_after``."""
+        """Up to ``limit`` keys starting with ``prefix``, sorted, strictly after ``start_after``
+        (each with its size and modification time, as :meth:`stat` reports them)."""
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 
 from dsrepo.remotes.base import Backend, Capabilities, KeyInfo
 from dsrepo.remotes.errors import KeyConflict, KeyNotFound
@@ -26,12 +27,14 @@ class MemoryBackend(Backend):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[str, bytes] = {}
+        self._mtimes: dict[str, float] = {}  # time of each key's last write
+        self._clock = 0.0  # the last time given out: mtimes never go backwards
         self._sorted: list[str] = []  # the keys of _data, kept sorted for list()
 
     def stat(self, key: str) -> KeyInfo:
         validate_key(key)
         with self._lock:
-            return KeyInfo(key, len(self._value(key)))
+            return KeyInfo(key, len(self._value(key)), self._mtimes[key])
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         validate_key(key)
@@ -73,7 +76,7 @@ class MemoryBackend(Backend):
                     break
                 if start_after is not None and key <= start_after:
                     continue
-                out.append(KeyInfo(key, len(self._data[key])))
+                out.append(KeyInfo(key, len(self._data[key]), self._mtimes[key]))
         return out
 
     def delete(self, key: str) -> None:
@@ -96,6 +99,13 @@ class MemoryBackend(Backend):
     def describe(self) -> str:
         return "memory://"
 
+    def set_mtime(self, key: str, mtime: float) -> None:
+        """For tests: make ``key`` look last written at ``mtime`` (as ``os.utime`` does for a
+        directory backend's file). Raises KeyNotFound."""
+        with self._lock:
+            self._value(key)
+            self._mtimes[key] = mtime
+
     # -- helpers; the caller holds the lock -------------------------------------------------
 
     def _value(self, key: str) -> bytes:
@@ -108,7 +118,10 @@ class MemoryBackend(Backend):
         if key not in self._data:
             bisect.insort(self._sorted, key)
         self._data[key] = data
+        self._clock = max(self._clock, time.time())
+        self._mtimes[key] = self._clock
 
     def _remove(self, key: str) -> None:
+        self._mtimes.pop(key, None)
         if self._data.pop(key, None) is not None:
             del self._sorted[bisect.bisect_left(self._sorted, key)]

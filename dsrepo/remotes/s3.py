@@ -97,6 +97,12 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _timestamp(value: Any) -> float | None:
+    """S3's ``LastModified`` (a datetime from boto3) as seconds since the epoch."""
+    stamp = getattr(value, "timestamp", None)
+    return float(stamp()) if callable(stamp) else None
+
+
 class S3Backend(Backend):
     """Keys stored as objects under ``prefix/`` in ``bucket``.
 
@@ -175,7 +181,7 @@ class S3Backend(Backend):
             raise self._error(exc, "stat", key) from None
         except bce.BotoCoreError as exc:
             raise self._error(exc, "stat", key) from None
-        return KeyInfo(key, int(head["ContentLength"]))
+        return KeyInfo(key, int(head["ContentLength"]), _timestamp(head.get("LastModified")))
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         obj = self._object(key)
@@ -223,7 +229,9 @@ class S3Backend(Backend):
                         validate_key(key)
                     except InvalidKey:
                         continue  # e.g. "folder/" markers made by other tools
-                    out.append(KeyInfo(key, int(item["Size"])))
+                    out.append(
+                        KeyInfo(key, int(item["Size"]), _timestamp(item.get("LastModified")))
+                    )
                 if not response.get("IsTruncated"):
                     break
                 kwargs["ContinuationToken"] = response["NextContinuationToken"]

@@ -15,6 +15,7 @@ first) and keep them on ``self`` for ``make_backend``. Race tests are skipped wh
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,6 +52,10 @@ def _race(n: int, fn: Callable[[int], Any]) -> list[Any]:
 
 class BackendConformance:
     """Contract tests for a :class:`Backend`; subclasses implement :meth:`make_backend`."""
+
+    reports_mtime = True
+    """Whether ``stat`` and ``list`` report ``KeyInfo.mtime``. A backend that cannot (gc then
+    never ages its packs: nothing unreachable is removed before ``--prune=now``) says False."""
 
     def make_backend(self, tmp_path: Path) -> Backend:
         """A new, empty backend. ``tmp_path`` is this test's private directory."""
@@ -356,6 +361,49 @@ class BackendConformance:
     def test_invalid_prefixes(self, backend: Backend, prefix: str) -> None:
         with pytest.raises(InvalidKey):
             backend.list(prefix)
+
+    # -- modification times ----------------------------------------------------------------
+
+    def _need_mtime(self) -> None:
+        if not self.reports_mtime:
+            pytest.skip("this backend does not report modification times")
+
+    def test_mtime_reported(self, backend: Backend) -> None:
+        """``stat`` and ``list`` report when the backend wrote a key, by its own clock: compared
+        with ours only loosely (a day), since the backend's clock is the one that counts."""
+        self._need_mtime()
+        backend.put("m/a", b"value")
+        info = backend.stat("m/a")
+        assert info.mtime is not None
+        assert abs(info.mtime - time.time()) < 86400
+        (listed,) = backend.list("m/")
+        assert listed.mtime is not None
+        assert abs(listed.mtime - info.mtime) < 2  # listings may round (S3: whole seconds)
+        assert backend.put_if_absent("m/b", b"new") is True
+        backend.compare_and_swap("m/c", None, b"ref")
+        assert backend.put_parts_if_absent("m/d", [b"pa", b"rts"]) is True
+        for key in ("m/b", "m/c", "m/d"):
+            stamp = backend.stat(key).mtime
+            assert stamp is not None and abs(stamp - info.mtime) < 86400
+        assert all(i.mtime is not None for i in backend.list("m/"))
+
+    def test_mtime_follows_writes(self, backend: Backend) -> None:
+        """A later write has an mtime no earlier than an earlier one's (on one backend)."""
+        self._need_mtime()
+        backend.put("m/first", b"1")
+        backend.put("m/second", b"2")
+        first, second = backend.stat("m/first").mtime, backend.stat("m/second").mtime
+        assert first is not None and second is not None and second >= first
+        backend.put("m/first", b"rewritten")
+        again = backend.stat("m/first").mtime
+        assert again is not None and again >= second
+        assert backend.put_if_absent("m/first", b"not written") is False
+        assert backend.stat("m/first").mtime == again  # a refused write changes nothing
+
+    def test_mtime_not_compared(self, backend: Backend) -> None:
+        """KeyInfo equality ignores mtime (a key and its size identify a listing entry)."""
+        backend.put("m/eq", b"abc")
+        assert backend.stat("m/eq") == KeyInfo("m/eq", 3)
 
     def test_describe_and_close(self, backend: Backend) -> None:
         assert isinstance(backend.describe(), str) and backend.describe()
