@@ -45,15 +45,21 @@ def _age(_ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     callback=_age,
     help="With --remote: delete packs doomed at least AGE ago (by an earlier run).",
 )
+@click.option("--settle", type=click.FloatRange(0), default=None, hidden=True)
 def gc_cmd(
-    prune: str, dry_run: bool, aggressive: bool, remote_name: str | None, delete_delay: str
+    prune: str,
+    dry_run: bool,
+    aggressive: bool,
+    remote_name: str | None,
+    delete_delay: str,
+    settle: float | None,
 ) -> None:
     """Remove unreachable objects and merge small packs."""
     repo = open_repo()
     if remote_name is not None:
         if aggressive:
             raise click.UsageError("--aggressive applies to a local gc, not to --remote")
-        _gc_remote(repo, remote_name, prune, delete_delay, dry_run)
+        _gc_remote(repo, remote_name, prune, delete_delay, dry_run, settle)
         return
     with Progress("repacking", is_quiet()) as progress:
         report = repo.gc(prune=prune, dry_run=dry_run, aggressive=aggressive, progress=progress)
@@ -66,19 +72,28 @@ def gc_cmd(
         _summary(report)
 
 
-def _gc_remote(repo: Repository, name: str, prune: str, delay: str, dry_run: bool) -> None:
-    """One run of the shared-remote protocol (docs/gc.md): phase 2, then phase 1."""
-    r = repo.gc_remote(name, prune=prune, delete_delay=parse_age(delay), dry_run=dry_run)
-    would = "would " if dry_run else ""
+def _gc_remote(
+    repo: Repository, name: str, prune: str, delay: str, dry_run: bool, settle: float | None
+) -> None:
+    """One run of the shared-remote protocol (docs/gc.md): phase 2, then phase 1. (``--settle``,
+    hidden: the collector's wait, for tests; pushers are told it through the record.)"""
+    r = repo.gc_remote(
+        name,
+        prune=prune,
+        delete_delay=parse_age(delay),
+        dry_run=dry_run,
+        settle_seconds=settle,
+    )
+    delete, doom = ("would delete", "would doom") if dry_run else ("deleted", "doomed")
     for pack in r.deleted:
-        click.echo(f"{would}delete pack {pack}")
+        click.echo(f"{delete} pack {pack}")
     for pack in r.doomed:
-        click.echo(f"{would}doom pack {pack}")
+        click.echo(f"{doom} pack {pack}")
     if is_quiet() and not dry_run:
         return
     click.echo(
-        f"{would}delete {len(r.deleted)} doomed pack(s), {human(r.bytes_deleted)}; "
-        f"{would}doom {len(r.doomed)} (deleted by a run at least {delay} later); "
+        f"{delete} {len(r.deleted)} doomed pack(s) ({human(r.bytes_deleted)}); "
+        f"{doom} {len(r.doomed)}, for a run at least {delay} later; "
         f"{len(r.waiting)} doomed earlier still waiting"
     )
     if not dry_run:
@@ -121,8 +136,8 @@ def _summary(r: GcReport) -> None:
 @click.option("--all", "all_logs", is_flag=True, help="expire: every reflog.")
 @click.option("-n", "--dry-run", is_flag=True, help="expire: count, change nothing.")
 def reflog_cmd(args: tuple[str, ...], age: str | None, all_logs: bool, dry_run: bool) -> None:
-    """Show a reflog (default HEAD), newest first: ``ID REF@{n}: MESSAGE``; or expire entries
-    (``reflog expire [--expire=AGE] (--all | REF...)``)."""
+    """Show a reflog (default HEAD), newest first: 'ID REF@{n}: MESSAGE'; or expire entries
+    ('reflog expire [--expire=AGE] (--all | REF...)')."""
     if args[:1] == ("expire",):
         _expire(list(args[1:]), age, all_logs, dry_run)
         return

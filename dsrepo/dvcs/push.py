@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dsrepo.dvcs.commits import immutable_tag
 from dsrepo.dvcs.errors import (
     FetchFirst,
     NonFastForward,
@@ -251,6 +252,8 @@ def _check_updates(
         updates.append(u)
         if old == new:
             u.status = RefStatus.UP_TO_DATE
+        elif old is not None and dst.startswith(TAGS) and immutable_tag(repo, dst[len(TAGS) :]):
+            u.reject(TagExists, "published tag (tag.immutable): never moved nor deleted")
         elif force or new is None:
             continue  # a deletion needs no rule: the user named the remote ref
         elif old is not None and dst.startswith(TAGS):
@@ -277,6 +280,7 @@ def _push(
     delete: Sequence[str] = (),
 ) -> PushResult:
     result = PushResult(remote.name)
+    read_at = CLOCK()
     gen = read_generation(remote.backend)  # before the refs and indexes (docs/gc.md)
     remote_refs = remote.read_refs(exclude=gen.doomed)
     specs = [
@@ -292,14 +296,15 @@ def _push(
             u.status = RefStatus.WOULD_UPDATE
         return result
     remote.check_conditional_writes()
-    sender = _Sender(repo, remote, gen, jobs, progress)
-    sender.send(todo, remote_refs)
+    sender = _Sender(repo, remote, gen, read_at, jobs, progress)
+    if any(u.new is not None for u in todo):
+        sender.send(todo, remote_refs)
     # every object is durable on the remote, in packs no collection has doomed: refs may move
     who = repo.reflog_identity()
     tracking_refs = is_remote(repo, remote.name)
     pending = list(todo)
     while pending:
-        if not sender.still_valid():
+        if pending[0].new is not None and not sender.still_valid():
             sender.send(pending, remote.read_refs(exclude=sender.gen.doomed))
             continue
         u = pending.pop(0)
@@ -329,14 +334,14 @@ class _Sender:
         repo: Repository,
         remote: Remote,
         gen: Generation,
+        read_at: float,
         jobs: int,
         progress: Progress | None,
     ) -> None:
-        self.repo, self.remote, self.gen = repo, remote, gen
+        self.repo, self.remote, self.gen, self.read_at = repo, remote, gen, read_at
         self.jobs, self.progress = jobs, progress
         self.copied = CopyStats()
         self.rounds = 0
-        self.read_at = CLOCK()
 
     def send(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> None:
         """Copy what ``todo``'s new tips reach (``remote_refs``: read after the record), then
@@ -386,8 +391,9 @@ class _Sender:
         return wanted
 
     def _read(self) -> Generation:
+        sent = CLOCK()  # the answer is at least this recent: elapsed time is counted from here
         gen = read_generation(self.remote.backend)
-        self.read_at = CLOCK()
+        self.read_at = sent
         return gen
 
     def _safe(self, relied: list[ObjectId], gen: Generation) -> bool:

@@ -26,7 +26,7 @@ from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.store import DEFAULT_PACK_TARGET, ObjectStore
 from dsrepo.objects.transfer import CopyStats, exclude_packs
 from dsrepo.remotes.counting import CountingBackend
-from dsrepo.remotes.urls import S3Options, open_backend
+from dsrepo.remotes.urls import InvalidRemoteUrl, S3Options, open_backend, parse_url
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.repository import Repository
@@ -58,6 +58,8 @@ class Remote(BareRepository):
         self.name = name
         self.url = url
         self.counter = counter
+        self.working = False
+        """A local repository with a working copy, read through its ``.dsrepo`` store."""
 
     @classmethod
     def open(
@@ -72,8 +74,19 @@ class Remote(BareRepository):
         pack_target: int = DEFAULT_PACK_TARGET,
     ) -> Remote:
         """Open the remote at ``url``; with ``create_with``, make an empty location a remote of
-        that format (a location holding anything else is refused, never written to)."""
-        counter = CountingBackend(open_backend(url, s3=s3, create=create_with is not None))
+        that format (a location holding anything else is refused, never written to). A local
+        working repository (a teammate's) is read through its ``.dsrepo`` store; a push into
+        one is refused."""
+        store_url = working_repository_store(url)
+        if store_url is not None and create_with is not None:
+            raise RemoteError(
+                f"{url} is a working repository (it has a working copy, whose branch a push "
+                "would move under it): fetch and pull from it work; to share your versions, "
+                "push to a bare remote (an empty directory, S3 or 'dsrepo serve') or let its "
+                "owner pull from you"
+            )
+        backend_url = store_url or url
+        counter = CountingBackend(open_backend(backend_url, s3=s3, create=create_with is not None))
         try:
             fmt = _read_or_create_format(counter, url, create_with)
             cache.mkdir(parents=True, exist_ok=True)
@@ -82,7 +95,9 @@ class Remote(BareRepository):
         except BaseException:
             counter.close()
             raise
-        return cls(name, url, counter, store, RefStore(counter, None))
+        remote = cls(name, url, counter, store, RefStore(counter, None))
+        remote.working = store_url is not None
+        return remote
 
     def stats(self, copied: CopyStats) -> TransferStats:
         """What a transfer moved: ``copied`` objects plus the requests and bytes counted."""
@@ -117,6 +132,8 @@ class Remote(BareRepository):
     def check_conditional_writes(self) -> None:
         """Refuse ref updates on servers that ignore conditional writes (concurrent pushes could
         then overwrite each other silently)."""
+        if parse_url(self.url)[0] != "s3":
+            return  # only S3 servers may silently ignore the conditions (and boto3 costs 0.2 s)
         from dsrepo.remotes.s3 import S3Backend, probe_conditional_writes
         from dsrepo.remotes.wrapper import find_backend
 
@@ -146,6 +163,24 @@ def _read_or_create_format(
             ) from None
         ObjectStore.initialize(backend, create_with)
         return create_with
+
+
+def working_repository_store(url: str) -> str | None:
+    """The ``.dsrepo`` folder to read when ``url`` is a local repository with a working copy
+    (``remote add B ../dsB``), as git reads ``../dsB/.git``; None for anything else."""
+    try:
+        scheme, location, _ = parse_url(url)
+    except InvalidRemoteUrl:
+        return None
+    if scheme != "file":
+        return None
+    root = Path(location)
+    try:
+        if (root / "format").is_file() or not (root / ".dsrepo" / "format").is_file():
+            return None
+    except OSError:  # a name too long...: not a repository; opening it says why
+        return None
+    return str(root / ".dsrepo")
 
 
 def resolve_remote(repo: Repository, name_or_url: str) -> tuple[str, str, S3Options | None]:

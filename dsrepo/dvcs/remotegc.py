@@ -47,6 +47,7 @@ from dsrepo.dvcs.errors import Locked, RemoteError
 from dsrepo.dvcs.gc import DEFAULT_PRUNE, mark
 from dsrepo.dvcs.reflog import parse_age
 from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.packscan import Inventories
 from dsrepo.objects.repack import (
     Inventory,
     Plan,
@@ -54,7 +55,6 @@ from dsrepo.objects.repack import (
     execute,
     pack_totals,
     plan,
-    take_inventory,
 )
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import BackendError, KeyConflict, KeyNotFound
@@ -313,17 +313,21 @@ class Marked:
     live: set[ObjectId]
 
 
-def _mark(repo: BareRepository) -> Marked:
+def _mark(repo: BareRepository, packs: Inventories) -> Marked:
     """Refs, then the packs (listed after: every pack a ref read here reaches is listed), then
     everything the refs reach. IntegrityError on damage: then nothing may go."""
     refs = repo.refs.list("refs/")
     repo.store.sync_index()
-    inventory = take_inventory(repo.backend)
+    inventory = packs.take()
     return Marked(refs, inventory, mark(repo.store, refs.items()))
 
 
 def _secure(
-    repo: BareRepository, marked: Marked, going: Iterable[str], report: RemoteGcReport
+    repo: BareRepository,
+    packs: Inventories,
+    marked: Marked,
+    going: Iterable[str],
+    report: RemoteGcReport,
 ) -> set[str]:
     """Copy every live object that only packs in ``going`` hold into new packs. Returns the
     packs of ``going`` that must stay after all: a new pack came out identical to one of them
@@ -351,7 +355,7 @@ def _secure(
     done = execute(repo.store, inv, todo)
     report.objects_copied += len(todo.copy)
     report.packs_written += len(done.packs_written)
-    after = take_inventory(repo.backend)
+    after = packs.take()
     held = {
         e.id
         for p in after.packs.values()
@@ -424,7 +428,7 @@ def _dry_run(repo: BareRepository, grace: float, delay: float, report: RemoteGcR
     now, cutoff = _cutoff(repo.backend, grace)
     for name, at in sorted(gen.doomed.items()):
         (report.deleted if at + delay <= now else report.waiting).append(name)
-    marked = _mark(repo)
+    marked = _mark(repo, Inventories(repo.backend))
     todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
     report.doomed = sorted({*todo.rewrite, *todo.orphans})
     report.objects_copied = len(todo.copy)
@@ -457,6 +461,13 @@ class _Run:
         self.wait = settle_seconds
         """What a settle waits: at least what the pushers were told (the record read first)."""
         self.sleep = sleep
+        self.packs = Inventories(repo.backend)
+
+    def mark(self) -> Marked:
+        return _mark(self.repo, self.packs)
+
+    def secure(self, marked: Marked, going: Iterable[str]) -> set[str]:
+        return _secure(self.repo, self.packs, marked, going, self.report)
 
     def write(self, gen: Generation, **changes: Any) -> Generation:
         self.lease.renew()
@@ -467,8 +478,7 @@ class _Run:
         """After a doom: wait, mark again, copy out what became reachable, record it settled
         (a pusher that read the record before the doom moved its refs within half the wait)."""
         self.sleep(max(gen.settle_seconds, self.wait))
-        marked = _mark(self.repo)
-        kept = _secure(self.repo, marked, gen.doomed, self.report)
+        kept = self.secure(self.mark(), gen.doomed)
         self.report.kept.extend(sorted(kept))
         doomed = {n: t for n, t in gen.doomed.items() if n not in kept}
         return self.write(gen, settled=True, doomed=doomed)
@@ -484,13 +494,13 @@ class _Run:
             # pushers that read the record before this bump move their refs within settle / 2
             gen = self.write(gen, counter=gen.counter + 1)
             self.sleep(self.wait)
-            marked = _mark(self.repo)
-            kept = _secure(self.repo, marked, gen.doomed, self.report)
+            marked = self.mark()
+            kept = self.secure(marked, gen.doomed)
             self.report.kept.extend(sorted(kept))
             ripe -= kept
             inv = marked.inventory
         else:
-            inv = take_inventory(self.backend)
+            inv = self.packs.take()
         self.lease.renew()
         # indexes first (readers stop seeing the packs), then the packs
         done = execute(
@@ -508,12 +518,12 @@ class _Run:
 
     def phase1(self, gen: Generation, grace: float) -> Generation:
         _, cutoff = _cutoff(self.backend, grace)
-        marked = _mark(self.repo)
+        marked = self.mark()
         todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
         new = set(todo.rewrite) | set(todo.orphans)
         if not new:
             return gen
-        kept = _secure(self.repo, marked, new | set(gen.doomed), self.report)
+        kept = self.secure(marked, new | set(gen.doomed))
         self.report.kept.extend(sorted(kept & set(gen.doomed)))
         new -= kept
         doomed = {n: t for n, t in gen.doomed.items() if n not in kept}
@@ -539,6 +549,8 @@ def gc_remote(
     from dsrepo.dvcs.remote import open_remote
 
     with open_remote(repo, name_or_url) as remote:
+        if remote.working:  # its owner's index and gc lock are not the remote protocol's
+            raise RemoteError(f"{remote.url} is a working repository: run 'dsrepo gc' in it")
         if not remote.counter.capabilities.conditional_writes:
             raise RemoteError(f"{remote.url} has no atomic conditional writes: cannot collect")
         remote.check_conditional_writes()  # an S3 server that ignores them is refused

@@ -1,4 +1,5 @@
-"""Checking the packs of a store that others write and collect at the same time (``fsck --remote``).
+"""Checking the packs of a store that others write and collect at the same time (``fsck --remote``),
+and listing them for a collection (:class:`Inventories`).
 
 For every indexed pack: its index decodes (and hashes to the pack's name), its pack file exists,
 and every entry lies inside it (the record header after the pack header, the payload before the
@@ -17,36 +18,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dsrepo.objects import layout
-from dsrepo.objects.errors import CorruptObject, ObjectError
-from dsrepo.objects.ids import ObjectId
-from dsrepo.objects.model import ObjectType
+from dsrepo.objects.errors import ObjectError
 from dsrepo.objects.pack import (
     PACK_HEADER_SIZE,
     RECORD_HEADER_SIZE,
     IndexEntry,
     PackClass,
-    check_pack_header,
     decode_index,
-    record_payload,
-    unindexed_spans,
 )
+from dsrepo.objects.packcheck import PackCheck, verify_records
+from dsrepo.objects.repack import Inventory, Orphan, PackInfo
 from dsrepo.objects.store import ObjectStore
+from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
 
 
 @dataclass
-class PackScan:
-    packs: int = 0
-    objects: int = 0
-    bytes_checked: int = 0
-    """Pack bytes read and verified (``read_data``)."""
-    orphan_packs: list[str] = field(default_factory=list)
+class PackScan(PackCheck):
+    """A remote's packs, checked without downloading them unless ``read_data``: ``present``
+    holds every object whose entry (and with ``read_data``, whose bytes) checked out."""
+
     vanished: list[str] = field(default_factory=list)
     """Packs deleted while they were checked (a collection's): skipped."""
-    problems: list[str] = field(default_factory=list)
-    present: dict[ObjectId, ObjectType] = field(default_factory=dict)
-    """Every object whose entry (and with ``read_data``, whose bytes) checked out, by type."""
-    corrupt: set[ObjectId] = field(default_factory=set)
 
 
 def scan_packs(
@@ -112,7 +105,7 @@ def _scan(store: ObjectStore, name: str, size: int | None, read_data: bool, out:
             out.problems.append(f"pack {name} is missing (its index exists)")
             return True
         out.packs += 1
-        _verify(store, name, pack_class, entries, data, out)
+        verify_records(store, name, pack_class, entries, data, out)
         return True
     out.packs += 1
     for e in entries:
@@ -129,33 +122,38 @@ def _scan(store: ObjectStore, name: str, size: int | None, read_data: bool, out:
     return True
 
 
-def _verify(
-    store: ObjectStore,
-    name: str,
-    pack_class: PackClass,
-    entries: list[IndexEntry],
-    data: bytes,
-    out: PackScan,
-) -> None:
-    out.bytes_checked += len(data)
-    try:
-        check_pack_header(data, name, pack_class)
-    except ObjectError as exc:
-        out.problems.append(str(exc))
-    for e in sorted(entries, key=lambda e: e.offset):
-        out.objects += 1
-        try:
-            stored = record_payload(data, name, e)
-            at = e.offset - RECORD_HEADER_SIZE
-            store.verify_stored(
-                e.id, e.type, stored, e.flags, e.raw_size, f"pack {name} at offset {at}"
-            )
-        except CorruptObject as exc:
-            out.corrupt.add(e.id)
-            out.problems.append(str(exc))
-        else:
-            out.present[e.id] = e.type
-    for at, length in unindexed_spans(data, entries):
-        out.problems.append(
-            f"pack {name}: damaged pack at offset {at}: {length} bytes belong to no indexed record"
-        )
+class Inventories:
+    """:func:`dsrepo.objects.repack.take_inventory` for a collection that lists the packs several
+    times: a pack index never changes, so each is downloaded and decoded once (a listing is one
+    request, and the mtimes and sizes come from it)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._indexes: dict[str, tuple[PackClass, tuple[IndexEntry, ...]]] = {}
+
+    def take(self) -> Inventory:
+        packs: dict[str, tuple[int, float | None]] = {}
+        indexes: dict[str, int] = {}
+        for info in self.backend.iter_keys(layout.PACKS_PREFIX):
+            if (name := layout.pack_name_from_index_key(info.key)) is not None:
+                indexes[name] = info.size
+            elif (name := layout.pack_name_from_pack_key(info.key)) is not None:
+                packs[name] = (info.size, info.mtime)
+        indexed: dict[str, PackInfo] = {}
+        for name, index_size in sorted(indexes.items()):
+            known = self._indexes.get(name)
+            if known is None:
+                try:
+                    data = self.backend.get(layout.index_key(name))
+                except KeyNotFound:
+                    continue  # removed since the listing
+                pack_class, entries = decode_index(data, name)
+                known = self._indexes[name] = (pack_class, tuple(entries))
+            size, mtime = packs.get(name, (None, None))
+            indexed[name] = PackInfo(name, known[0], known[1], size, index_size, mtime)
+        orphans = {
+            name: Orphan(name, size, mtime)
+            for name, (size, mtime) in sorted(packs.items())
+            if name not in indexes
+        }
+        return Inventory(indexed, orphans)

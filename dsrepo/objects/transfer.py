@@ -20,8 +20,7 @@ re-synced: a collection copies every live object to another pack before deleting
 from there; only an object that is still nowhere is missing. The other way round, a pusher must
 not rely on packs a collection has doomed (``avoid_packs``): the destination's cache then
 forgets them, so what lives only there is sent again, into packs that are never named like a
-doomed one (such a pack would be one write from deletion; :func:`rewrite_objects` does the same
-for a collector copying live objects out of packs it is about to doom).
+doomed one (such a pack would be one write from deletion).
 """
 
 from __future__ import annotations
@@ -325,45 +324,6 @@ def copy_objects(
     except BaseException:
         dst.abort()
         raise
-    return run.stats
-
-
-def rewrite_objects(
-    store: ObjectStore,
-    ids: Iterable[ObjectId],
-    avoid_packs: Collection[str],
-    *,
-    jobs: int = DEFAULT_JOBS,
-    progress: Progress | None = None,
-) -> CopyStats:
-    """Copy the objects among ``ids`` that live only in ``avoid_packs`` into new packs of
-    ``store`` itself, named like none of them, verified and flushed: what a collector does
-    before it dooms or deletes packs that hold live objects. Objects another pack holds stay
-    where they are; ids ``store`` lacks are ignored. The cache lists every pack again after."""
-    avoid = frozenset(avoid_packs)
-    run = _Copy(
-        store, store, jobs=jobs, progress=progress, where=store.backend.describe(), avoid=avoid
-    )
-    wanted = list(dict.fromkeys(ids))
-    store.sync_index()
-    before = store.locate_many(wanted)
-    suspects = [oid for oid in wanted if oid in before and before[oid].pack in avoid]
-    if not suspects:
-        return run.stats
-
-    def locate(want: list[ObjectId]) -> list[tuple[ObjectId, Location]]:
-        return [(oid, before[oid]) for oid in want]  # the avoided packs are still there
-
-    try:
-        exclude_packs(store, avoid)
-        missing = store.missing(suspects)
-        run.copy([oid for oid in suspects if oid in missing], locate, None)
-        run.flush(locate)
-    except BaseException:
-        store.abort()
-        raise
-    finally:
-        store.sync_index()
     return run.stats
 
 
