@@ -10,6 +10,7 @@ names, ids and options, so DataLoader workers (forked or spawned) each open thei
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +96,12 @@ def close_shared() -> None:
         _handles.clear()
     for h in handles:
         h.close()
+
+
+# Shared handles own store writer threads and SQLite connections: closing them before the
+# interpreter tears down avoids a native thread outliving it (seen as "terminate called without
+# an active exception", exit 134, after a pyarrow read through fsspec).
+atexit.register(close_shared)
 
 
 # ---------------------------------------------------------------- a map-style dataset
