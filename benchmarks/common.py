@@ -1,4 +1,5 @@
-"""Shared by every benchmark section: sizes, report rows, timed steps, file helpers, printing."""
+"""Shared by every benchmark section: sizes, report rows, timed steps, file helpers, the moto S3
+server (D, F), printing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +35,13 @@ class Sizes:
     n_small: int  # B: small files of the peer workload
     big_mib: int  # B: MiB of each of its two large files
     status_runs: int  # B: no-op status is run this many times (median reported)
+    parquet: int  # F: bytes of the parquet file one column is read from
+    serve_rounds: int  # G: rounds of 16 clones (each of the 4 pushers pushes once a round)
+    serve_seed: int  # G: bytes of the served repository's data
 
 
-FULL = Sizes(1024 * MiB, 256 * MiB, MiB, 10_000, 128, 3)
-SMOKE = Sizes(32 * MiB, 16 * MiB, MiB, 300, 4, 1)
+FULL = Sizes(1024 * MiB, 256 * MiB, MiB, 10_000, 128, 3, 200 * MiB, 3, 16 * MiB)
+SMOKE = Sizes(32 * MiB, 16 * MiB, MiB, 300, 4, 1, 4 * MiB, 1, MiB)
 
 
 # ---------------------------------------------------------------- report rows
@@ -291,6 +297,44 @@ def bench_env(work: Path) -> dict[str, str]:
         GIT_COMMITTER_EMAIL="bench@example.com",
         LC_ALL="C",
     )
+
+
+# ---------------------------------------------------------------- moto S3 (D, F)
+
+
+def start_moto() -> tuple[threading.Thread, dict[str, Any]]:
+    """Start a moto S3 server and create a bucket in a background thread (it takes seconds, which
+    then overlap the untimed data generation). The thread fills ``server``/``bucket`` or ``error``."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            from dsrepo.remotes.s3_testserver import MotoServer
+
+            box["server"] = server = MotoServer().start()
+            box["bucket"] = server.create_bucket()
+        except Exception:
+            box["error"] = traceback.format_exc()
+
+    t = threading.Thread(target=run, name="bench-moto", daemon=True)
+    t.start()
+    return t, box
+
+
+def moto_env(env: dict[str, str], d: Path) -> dict[str, str]:
+    """``env`` for a step talking to the moto server: its dummy credentials, no AWS config files
+    (``d`` holds none), no instance metadata, no proxy for loopback."""
+    from dsrepo.remotes.s3_testserver import TEST_CREDENTIALS
+
+    return {
+        **env,
+        **TEST_CREDENTIALS,
+        "AWS_CONFIG_FILE": str(d / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(d / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
 
 
 # ---------------------------------------------------------------- output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ ENV = dict(
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> str:
-    shown = " ".join(args)
+    shown = shlex.join(args)  # quoted like a shell: every line can be pasted
     print(f"\n$ dsrepo {shown}", flush=True)
     r = subprocess.run([DSREPO, *args], cwd=cwd, env=ENV, capture_output=True, text=True)
     out = (r.stdout + r.stderr).rstrip()
@@ -158,6 +159,43 @@ def main() -> None:
     run("log", "--oneline", "--graph", "-n", "4", cwd=data)
     print("\n# a training job reads one version through the shared cache, only what it needs")
     run("get", f"{remote}@train-v1", str(ROOT / "job-images"), "--only", "images/c2/*", cwd=ROOT)
+    print("\n# is the job's copy still exactly train-v1? (exit 1 and a list when not)")
+    run("verify", str(ROOT / "job-train-v1"), "train-v1", cwd=data)
+    write(ROOT / "job-train-v1" / "README.txt", b"edited by the job\n")
+    run("verify", str(ROOT / "job-train-v1"), "train-v1", cwd=data, check=False)
+    print("\n# statistics computed later, attached to train-v1 without changing its id")
+    write(
+        ROOT / "stats.json",
+        b'{"columns": {"label": {"classes": 3, "missing": 0}, '
+        b'"size": {"mean": 11234.5, "max": 19987}}}',
+    )
+    run(
+        "notes",
+        "add",
+        "-m",
+        "reviewed",
+        "--meta-file",
+        str(ROOT / "stats.json"),
+        "train-v1",
+        cwd=data,
+    )
+    run("notes", "show", "train-v1", cwd=data)
+    run("push", "origin", "refs/notes/commits", cwd=data)
+    print("\n# find versions by message, author, date and metadata, across all refs")
+    run("log", "--oneline", "--all", "--grep", "labels", cwd=data)
+    run("log", "--oneline", "--all", "--meta", "source=camera-1", cwd=data)
+    run("log", "--oneline", "--all", "--meta", "columns.size.mean>10000", cwd=data)
+    print("\n# version a folder that lives elsewhere, without copying it into a working copy")
+    share = ROOT / "annotations-share"
+    for i in range(5):
+        write(share / "boxes" / f"b{i:02d}.json", rnd.randbytes(300))
+    annotations = ROOT / "annotations"
+    run("init", str(annotations), cwd=ROOT)
+    run("sync", str(share), "-m", "annotations from the share", cwd=annotations)
+    (share / "boxes" / "b00.json").rename(share / "boxes" / "first.json")
+    write(share / "boxes" / "b01.json", b"{}")
+    run("sync", str(share), "-m", "relabelled", "--meta", "annotator=demo", cwd=annotations)
+    run("verify", str(share), cwd=annotations)
     print(f"\n# done: everything is under {ROOT}")
 
 

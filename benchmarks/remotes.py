@@ -8,11 +8,12 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
 import threading
-import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from common import (
     fmt_mib,
     fmt_s,
     load_workload,
+    moto_env,
     progress,
     record_step,
     rmtree,
     same_tree,
+    start_moto,
     verdict,
     warm,
 )
@@ -87,25 +90,6 @@ def _stats(rec: dict[str, Any], kind: str) -> dict[str, Any]:
     return found[-1] if found else {}
 
 
-def start_moto() -> tuple[threading.Thread, dict[str, Any]]:
-    """Start a moto S3 server and create a bucket in a background thread (it takes seconds, which
-    then overlap the untimed data generation). The thread fills ``server``/``bucket`` or ``error``."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            from dsrepo.remotes.s3_testserver import MotoServer
-
-            box["server"] = server = MotoServer().start()
-            box["bucket"] = server.create_bucket()
-        except Exception:
-            box["error"] = traceback.format_exc()
-
-    t = threading.Thread(target=run, name="bench-moto", daemon=True)
-    t.start()
-    return t, box
-
-
 def section_remotes(work: Path, sizes: Sizes, rep: Report, keep: bool) -> None:
     d = work / "remotes"
     rmtree(d)
@@ -128,7 +112,7 @@ def section_remotes(work: Path, sizes: Sizes, rep: Report, keep: bool) -> None:
             server = moto[1].get("server")
             if server is not None:
                 server.stop()
-        rep.rows.extend(rows[f"D{i}"] for i in range(1, 11) if f"D{i}" in rows)
+        rep.rows.extend(rows[f"D{i}"] for i in range(1, 13) if f"D{i}" in rows)
         rep.memory.extend(mem[f"M{i}"] for i in range(12, 19) if f"M{i}" in mem)
         if not keep:
             rmtree(d)
@@ -197,21 +181,11 @@ def _remotes_steps(
         if "error" in moto[1]:
             rep.error("D moto server", moto[1]["error"])
         else:
-            from dsrepo.remotes.s3_testserver import TEST_CREDENTIALS
-
             server = moto[1]["server"]
             url = f"s3://{moto[1]['bucket']}/ds"
             remotes.append(["s3", url, server.endpoint_url])
             raw["s3"] = {"url": url, "endpoint_url": server.endpoint_url}
-            s3env = {
-                **env,
-                **TEST_CREDENTIALS,
-                "AWS_CONFIG_FILE": str(d / "no-aws-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(d / "no-aws-credentials"),
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost",
-            }
+            s3env = moto_env(env, d)
 
     progress("D: init, add ., commit v1, remote add (Python API, not timed)")
     if not setup("setup-v1", {"repo": str(wk), "init": True, "message": "v1", "remotes": remotes}):
@@ -296,6 +270,7 @@ def _remotes_steps(
             )
         )
     rmtree(clone_dir)
+    _get_rows(d, base, remote, env, step, rows)
 
     # D5-D8: push v1 to S3 and clone it back (moto on loopback)
     if server is not None:
@@ -347,6 +322,68 @@ def _remotes_steps(
         p4, r4 = cli("push2-s3", "push s3", wk, s3env)
         change_rows(rows, "D9", "S3 (moto)", p4, _stats(r4, "push"), r4, change["total"])
         memrow("M17", "D9 dsrepo push v2 -> S3 (moto)", p4.peak_kib)
+
+
+def _get_rows(
+    d: Path,
+    base: Path,
+    remote: Path,
+    env: dict[str, str],
+    step: Callable[[str, str, Path, dict[str, str] | None], Step],
+    rows: dict[str, Row],
+) -> None:
+    """D11/D12: ``dsrepo get`` of v1 into a new folder a second time, through the user cache the
+    first get filled: the data bytes it downloads (target 0), and its time beside ``cp -r`` of
+    the first copy (it links, so well under it)."""
+    q = shlex.quote
+    me = f"{q(sys.executable)} {q(str(RUN_PY))}"
+    genv = {**env, "DSREPO_CACHE_DIR": str(d / "getcache")}
+
+    def get(where: str, into: Path) -> Step:
+        stats = q(str(d / f"stats-{where}.json"))
+        return step(
+            where, f"{me} _cli {stats} -- get {q(str(remote))} {q(str(into))} && sync", d, genv
+        )
+
+    progress("D11: dsrepo get DIR GET1 (fills the user cache; not a row)")
+    first = get("get1", d / "get1")
+    if not first.ok:
+        return
+    warm(d / "get1")
+    progress("D12: cp -r of the first copy (baseline)")
+    cp = step("cp-get", f"cp -r {q(str(d / 'get1'))} {q(str(d / 'cp-get'))} && sync", d, genv)
+    rmtree(d / "cp-get")
+    progress("D11/D12: dsrepo get DIR GET2 (the same version again)")
+    second = get("get2", d / "get2")
+    m = re.search(r"downloaded ([\d.]+ \w+)", second.stderr)
+    downloaded = m.group(1) if m else "?"
+    linked = re.search(r"; (\d+) by (\w+)\)", second.stderr)
+    same = second.ok and file_digests(d / "get2") == file_digests(base)
+    how = f", {linked.group(1)} files by {linked.group(2)}" if linked else ""
+    rows["D11"] = Row(
+        "D11",
+        "second get of v1 into a new folder: data downloaded" + (" (verified)" if same else ""),
+        downloaded,
+        "-",
+        "-",
+        "0 B",
+        verdict(downloaded == "0 B") if same else "ERROR",
+        {"downloaded": downloaded, "verified": same, "stderr": second.stderr[-500:]},
+    )
+    ratio = second.seconds / cp.seconds if cp.seconds else float("inf")
+    rows["D12"] = Row(
+        "D12",
+        f"second get of v1 (s) vs cp -r of the first copy{how}",
+        fmt_s(second.seconds),
+        fmt_s(cp.seconds),
+        f"{ratio:.2f}",
+        "<= 0.5x",
+        verdict(ratio <= 0.5) if second.ok and cp.ok and same else "ERROR",
+        {"seconds": second.seconds, "cp_seconds": cp.seconds, "ratio": ratio},
+    )
+    for name in ("get1", "get2"):
+        rmtree(d / name)
+    rmtree(d / "getcache")
 
 
 def s3_rows(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """dsrepo benchmark: every timing beside its baseline, measured in the same run.
 
-    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,porcelain,git,remotes,gc] [--keep]
+    .venv/bin/python benchmarks/run.py WORKDIR [--smoke] [--only store,...,reading,serve] [--keep]
 
 A) storage core: ``ObjectStore.write_file`` + ``flush`` throughput beside plain read + BLAKE3,
    store growth for 1 MiB inserted in the middle of a large file, peak memory of each store.
@@ -13,13 +13,18 @@ D) remotes: on the same workload, ``dsrepo push`` / ``dsrepo clone`` with a dire
    ``cp -r``, the bytes and requests of pushing the change, and the same on S3 (moto on loopback).
 E) gc: ``dsrepo gc --prune=now`` on a repository with ~20% garbage: bytes reclaimed beside the
    garbage, gc time beside ``cp -r`` of the packs.
+F) reading: one column of a ~200 MB parquet file read with pyarrow through ``dsrepo+s3://``
+   (moto) beside boto3's ``get_object`` of the whole file: time, bytes over the column's bytes.
+G) serve: ``dsrepo serve`` under 16 concurrent clones and 4 pushers for a few rounds:
+   requests/s, p95 latency, nothing lost.
 
 Prints one table (step | dsrepo | baseline | ratio | target | ok?) and a peak-memory table, and
 writes WORKDIR/results.json. A MISS is information: the exit status is 0 unless a step crashed.
 See benchmarks/README.md for what each number means.
 
 This file parses the arguments, runs the chosen sections and prints the report; the sections are
-store.py (A), porcelain.py (B, C), remotes.py (D) and maintenance.py (E); common.py holds their shared helpers and
+store.py (A), porcelain.py (B, C), remotes.py (D), maintenance.py (E), reading.py (F) and
+serving.py (G); common.py holds their shared helpers and
 children.py the ``_child`` / ``_cli`` / ``_setup`` steps they run in subprocesses.
 """
 
@@ -44,10 +49,12 @@ if str(HERE) not in sys.path:  # the modules beside this script (python puts it 
 from common import FULL, REPO_ROOT, SMOKE, Report, print_report  # noqa: E402
 from maintenance import section_maintenance  # noqa: E402
 from porcelain import section_porcelain  # noqa: E402
+from reading import section_reading  # noqa: E402
 from remotes import section_remotes  # noqa: E402
+from serving import section_serving  # noqa: E402
 from store import section_store  # noqa: E402
 
-SECTIONS = ("store", "porcelain", "git", "remotes", "gc")
+SECTIONS = ("store", "porcelain", "git", "remotes", "gc", "reading", "serve")
 
 
 def git_commit() -> str:
@@ -69,13 +76,17 @@ def git_commit() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in ("_child", "_cli", "_setup"):
+    if argv and argv[0] in ("_child", "_cli", "_setup", "_read", "_serve"):
         import children
+        import reading
+        import serving
 
         entry = {
             "_child": children.child_main,
             "_cli": children.cli_main,
             "_setup": children.setup_main,
+            "_read": reading.read_main,
+            "_serve": serving.serve_main,
         }
         entry[argv[0]](argv[1:])
         return 0
@@ -135,6 +146,18 @@ def main(argv: list[str]) -> int:
             section_maintenance(work, sizes, rep, a.keep)
         except Exception:
             rep.error("gc section", traceback.format_exc())
+    if "reading" in sections:
+        print("F) reading", flush=True)
+        try:
+            section_reading(work, sizes, rep, a.keep)
+        except Exception:
+            rep.error("reading section", traceback.format_exc())
+    if "serve" in sections:
+        print("G) serve", flush=True)
+        try:
+            section_serving(work, sizes, rep, a.keep)
+        except Exception:
+            rep.error("serve section", traceback.format_exc())
     header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["total_seconds"] = round(time.perf_counter() - t0, 1)
     print_report(rep, header)

@@ -51,12 +51,13 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.fetch import FetchResult
     from dsrepo.dvcs.fsck import FsckReport
     from dsrepo.dvcs.gc import GcReport
-    from dsrepo.dvcs.getcache import split_revision
+    from dsrepo.dvcs.getcache import GetResult, split_revision
     from dsrepo.dvcs.graph import render_graph
     from dsrepo.dvcs.history import DiffResult, FileChange, FileInfo, LogEntry
     from dsrepo.dvcs.ignore import IgnoreError
     from dsrepo.dvcs.merge import PathConflict, Strategy
     from dsrepo.dvcs.merging import MergeKind, MergeOutcome
+    from dsrepo.dvcs.notes import Note
     from dsrepo.dvcs.paths import UnsafePath
     from dsrepo.dvcs.push import PushResult, RefStatus, RefUpdate
     from dsrepo.dvcs.reader import PathInfo, RepoReader
@@ -68,9 +69,14 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.remotegc import RemoteGcBusy, RemoteGcReport
     from dsrepo.dvcs.revisions import Resolved
     from dsrepo.dvcs.scan import ScanError
+    from dsrepo.dvcs.search import LogFilter, parse_date
+    from dsrepo.dvcs.usercache import CacheEntry, PruneReport, parse_size
+    from dsrepo.dvcs.usercache import entries as cache_entries
+    from dsrepo.dvcs.verify import VerifyResult
     from dsrepo.dvcs.worktree import AddResult, Status, hash_bytes
     from dsrepo.dvcs.worktree import hash_path as hash_file
     from dsrepo.fs import DsrepoFileSystem
+    from dsrepo.localcopy import get_local_copy
     from dsrepo.objects.chunking import ChunkerParams
     from dsrepo.objects.errors import (
         AmbiguousId,
@@ -125,6 +131,9 @@ _LAZY: dict[str, str] = {
     "TagInfo": "dsrepo.dvcs.commits",
     "BranchInfo": "dsrepo.dvcs.commits",
     "CheckoutResult": "dsrepo.dvcs.checkout",
+    "GetResult": "dsrepo.dvcs.getcache",
+    "CacheEntry": "dsrepo.dvcs.usercache",
+    "PruneReport": "dsrepo.dvcs.usercache",
     "MergeOutcome": "dsrepo.dvcs.merging",
     "MergeKind": "dsrepo.dvcs.merging",
     "PathConflict": "dsrepo.dvcs.merge",
@@ -181,6 +190,9 @@ _LAZY: dict[str, str] = {
     "hash_file": "dsrepo.dvcs.worktree:hash_path",
     "hash_bytes": "dsrepo.dvcs.worktree",
     "split_revision": "dsrepo.dvcs.getcache",
+    "get_local_copy": "dsrepo.localcopy",
+    "cache_entries": "dsrepo.dvcs.usercache:entries",
+    "parse_size": "dsrepo.dvcs.usercache",
     "parse_meta": "dsrepo.dvcs.commits",
     "render_graph": "dsrepo.dvcs.graph",
     "shorten": "dsrepo.dvcs.refnames",
@@ -234,6 +246,10 @@ _LAZY: dict[str, str] = {
     "Locked": "dsrepo.dvcs.errors",
     "RemoteGcBusy": "dsrepo.dvcs.remotegc",
     "UnsafePath": "dsrepo.dvcs.paths",
+    "LogFilter": "dsrepo.dvcs.search",
+    "Note": "dsrepo.dvcs.notes",
+    "parse_date": "dsrepo.dvcs.search",
+    "VerifyResult": "dsrepo.dvcs.verify",
     "ScanError": "dsrepo.dvcs.scan",
     "IgnoreError": "dsrepo.dvcs.ignore",
 }
@@ -258,9 +274,16 @@ __all__ = [
     "Repository",
     "__version__",
     # results
+    "LogFilter",
+    "Note",
+    "VerifyResult",
+    "parse_date",
     "AddResult",
     "BranchInfo",
     "CheckoutResult",
+    "GetResult",
+    "CacheEntry",
+    "PruneReport",
     "CommitInfo",
     "DiffResult",
     "ExpireResult",
@@ -324,6 +347,9 @@ __all__ = [
     "render_graph",
     "shorten",
     "split_revision",
+    "get_local_copy",
+    "cache_entries",
+    "parse_size",
     # errors
     "DsrepoError",
     "AlreadyARepository",

@@ -2,7 +2,7 @@
 
 No timing assertions: the numbers of a smoke run mean nothing; only that the benchmark still works
 against the current code (CLI, store API, workload generator, remotes, report, results.json). The
-sections run as two tests, so ``pytest -n 2`` runs them side by side.
+sections run as several tests, so ``pytest -n 2`` runs them side by side.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ GROUPS = {
         ["A1", "A2", "A3", "B1", "B2", "B3", "B4", "B5", "C1"],
         [f"M{i}" for i in range(1, 12)],
     ),
-    "remotes": ([f"D{i}" for i in range(1, 11)], [f"M{i}" for i in range(12, 19)]),
+    "remotes": ([f"D{i}" for i in range(1, 13)], [f"M{i}" for i in range(12, 19)]),
     "gc": (["E1", "E2"], []),
+    "reading": (["F1", "F2", "F3"], []),
+    "serve": (["G1", "G2", "G3"], []),
 }
 
 
@@ -60,9 +62,21 @@ def test_bench_smoke(tmp_path: Path, only: str) -> None:
         assert rows["D2"]["raw"]["verified"] is True
         assert rows["D3"]["raw"]["changed_bytes"] > 0
         assert rows["D4"]["raw"]["requests"] > 0
+        assert rows["D11"]["raw"]["verified"] is True
+        assert rows["D11"]["raw"]["downloaded"] == "0 B"  # the second get downloads nothing
         if rows["D5"]["ok"] != "n/a":  # moto installed
             assert rows["D7"]["raw"]["verified"] is True
             assert rows["D6"]["raw"]["stats"]["bytes_sent"] > 0
             assert rows["D8"]["raw"]["stats"]["bytes_received"] > 0
+    if only == "reading":
+        rows = {row["id"]: row for row in results["rows"]}
+        if rows["F1"]["ok"] != "n/a":  # moto and pyarrow installed
+            # one column was read, and fewer bytes came over than the whole file
+            assert 0 < rows["F2"]["raw"]["bytes_received"] < rows["F2"]["raw"]["file_bytes"]
+            assert rows["F3"]["raw"]["requests"] > 0
+    if only == "serve":
+        rows = {row["id"]: row for row in results["rows"]}
+        assert rows["G1"]["raw"]["requests"] > 0
+        assert rows["G3"]["ok"] == "OK", rows["G3"]  # every pushed commit is there, fsck clean
     # generated data and repositories are removed unless --keep
     assert sorted(p.name for p in work.iterdir()) == ["results.json"]

@@ -2,8 +2,8 @@
 
 No repository logic lives here. The click group is in ``app`` (with the mapping of every
 :class:`~dsrepo.DsrepoError` to ``dsrepo: error: ...`` and its ``exit_code``); importing
-``plumbing``, ``porcelain``, ``history``, ``sync``, ``serve`` and ``maintenance`` registers the
-commands on it; :func:`main` is the console script.
+``plumbing``, ``porcelain``, ``history``, ``sync``, ``cache``, ``serve`` and ``maintenance``
+registers the commands on it; :func:`main` is the console script.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import sys
 import click
 
 from dsrepo import environment
-from dsrepo.cli import history, maintenance, plumbing, porcelain, serve, sync
+from dsrepo.cli import cache, history, maintenance, plumbing, porcelain, serve, sync, workflows
 from dsrepo.cli.app import cli
 
 __all__ = [
     "INTERNAL_ERROR",
+    "cache",
     "cli",
     "history",
     "main",
@@ -26,6 +27,7 @@ __all__ = [
     "porcelain",
     "serve",
     "sync",
+    "workflows",
 ]
 
 INTERNAL_ERROR = 70

@@ -16,31 +16,59 @@ if TYPE_CHECKING:
 
 class Progress:
     """A one-line progress meter on stderr: done/total, rate and ETA. Silent unless stderr is a
-    terminal (or DSREPO_PROGRESS=1), and always silent with ``-q``."""
+    terminal (or DSREPO_PROGRESS=1), and always silent with ``-q``.
 
-    def __init__(self, label: str, quiet: bool, unit: str = "B") -> None:
-        self.label = label
+    An operation of several phases (clone: objects, then files) reports each from 0 again: a
+    call whose total changes or whose count goes back starts the next phase on a line of its
+    own, labelled ``LABEL: PHASE`` from ``phases`` (rate and ETA measured anew); so does any
+    call after a phase reached 100 %."""
+
+    def __init__(
+        self, label: str, quiet: bool, unit: str = "B", phases: tuple[str, ...] = ()
+    ) -> None:
+        self.base = label
+        self.phases = phases
+        self.phase = 0
+        self.label = f"{label}: {phases[0]}" if phases else label
         self.unit = unit
         self.enabled = not quiet and (sys.stderr.isatty() or environment.force_progress())
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = False
+        self.seen = (0, 0)
+
+    def _next_phase(self) -> None:
+        self.close()
+        self.shown = False
+        self.phase += 1
+        name = self.phases[min(self.phase, len(self.phases) - 1)] if self.phases else ""
+        self.label = f"{self.base}: {name}" if name else self.base
+        self.start = time.monotonic()
+        self.last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
+        last_done, last_total = self.seen
+        if last_total and (total != last_total or done < last_done or last_done == last_total):
+            self._next_phase()  # after a phase's 100 %, or counting from 0 again
+        self.seen = (done, total)
         now = time.monotonic()
         if now - self.last < 0.1 and (not total or done < total):
             return
         self.last = now
         elapsed = max(now - self.start, 1e-6)
-        rate = human(int(done / elapsed), self.unit)
+        # no rate or ETA from the first samples: they are not known yet
+        rate = f", {human(int(done / elapsed), self.unit)}/s" if elapsed >= 0.25 else ""
         if total:  # known total: percentage, amounts, rate and ETA
-            eta = f", ETA {int((total - done) * elapsed / done)}s" if 0 < done < total else ""
+            eta = ""
+            if 0 < done < total and elapsed >= 1.0:
+                eta = f", ETA {clock((total - done) * elapsed / done)}"
             amounts = f"{human(done, self.unit)}/{human(total, self.unit)}"
-            text = f"\r{self.label}: {100 * done // total:3d}% ({amounts}, {rate}/s{eta})"
+            text = f"\r{self.label}: {100 * done // total:3d}% ({amounts}{rate}{eta})"
         else:  # a walk whose size is not known in advance
-            text = f"\r{self.label}: {human(done, self.unit)} ({rate}/s)"
+            text = f"\r{self.label}: {human(done, self.unit)}{rate.replace(', ', ' (', 1)}"
+            text += ")" if rate else ""
         sys.stderr.write(text.ljust(78))
         sys.stderr.flush()
         self.shown = True
@@ -66,6 +94,14 @@ def human(n: int, unit: str = "B") -> str:
             return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
         value /= 1024
     return f"{n} B"
+
+
+def clock(seconds: float) -> str:
+    """A duration as ``h:mm:ss`` (``m:ss`` under an hour), like other progress meters."""
+    total = max(int(seconds + 0.5), 0)
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def format_date(sig: Signature) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,10 +14,15 @@ from dsrepo import ConfigError, Repository, shorten
 from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
 
+if TYPE_CHECKING:
+    from dsrepo import CheckoutResult
+
 
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("-b", "--initial-branch", default="main", show_default=True)
+@click.option(
+    "-b", "--initial-branch", default="main", show_default=True, help="The first branch's name."
+)
 def init(directory: str, initial_branch: str) -> None:
     """Create an empty repository in DIRECTORY."""
     repo = Repository.init(directory, branch=initial_branch)
@@ -26,12 +32,14 @@ def init(directory: str, initial_branch: str) -> None:
 
 
 @cli.command()
+@click.option("-f", "--force", is_flag=True, help="Add ignored files too.")
 @click.argument("paths", nargs=-1, required=True)
-def add(paths: tuple[str, ...]) -> None:
-    """Stage files (directories recursively; '.' for all). Removed files are staged as removed."""
+def add(force: bool, paths: tuple[str, ...]) -> None:
+    """Stage files (directories recursively; '.' for all; quoted globs such as '*.csv' match
+    like git's pathspecs). Removed files are staged as removed."""
     repo = open_repo()
     with Progress("hashing", is_quiet()) as progress:
-        result = repo.add(*paths, cwd=Path.cwd(), progress=progress)
+        result = repo.add(*paths, cwd=Path.cwd(), force=force, progress=progress)
     if not is_quiet() and sys.stderr.isatty():
         click.echo(
             f"staged {len(result.added)} new, {len(result.updated)} changed, "
@@ -56,7 +64,7 @@ def rm(cached: bool, force: bool, recursive: bool, paths: tuple[str, ...]) -> No
 
 
 @cli.command()
-@click.option("-f", "--force", is_flag=True)
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing destination.")
 @click.argument("source")
 @click.argument("destination")
 def mv(force: bool, source: str, destination: str) -> None:
@@ -160,7 +168,7 @@ def commit(
     "-l", "--list", "list_", is_flag=True, help="List tags (optionally matching PATTERN)."
 )
 @click.option("-d", "--delete", is_flag=True, help="Delete the tag.")
-@click.option("-f", "--force", is_flag=True, help="Replace an existing tag.")
+@click.option("-f", "--force", is_flag=True, help="Replace a tag; delete a published one.")
 @click.argument("name", required=False)
 @click.argument("rev", required=False, default="HEAD")
 def tag(
@@ -182,7 +190,7 @@ def tag(
                 click.echo(t.name)
         return
     if delete:
-        old = repo.delete_tag(name)
+        old = repo.delete_tag(name, force=force)
         click.echo(f"Deleted tag '{name}' (was {short(old)})")
         return
     if annotate and message is None:
@@ -221,12 +229,27 @@ def branch(
 def switch(create: bool, force: bool, branch_name: str, start: str) -> None:
     """Switch to a branch."""
     result = open_repo().switch(branch_name, create=create, start=start, force=force)
+    _warn_left_behind(result)
     if not is_quiet():
         click.echo(
             f"Switched to branch '{branch_name}' ({len(result.written)} written, "
             f"{len(result.removed)} removed)",
             err=True,
         )
+
+
+def _warn_left_behind(result: CheckoutResult) -> None:
+    """git's warning when a switch leaves commits of a detached HEAD that no ref reaches."""
+    lost = result.left_behind
+    if not lost:
+        return
+    click.echo(
+        f"warning: you are leaving {len(lost)} commit(s) behind, not connected to any branch "
+        f"or tag: {', '.join(c.hex()[:12] for c in lost[:5])}{' ...' if len(lost) > 5 else ''}\n"
+        f"  to keep them: dsrepo branch NEW {lost[0].hex()[:12]} "
+        "('dsrepo reflog' lists them later)",
+        err=True,
+    )
 
 
 @cli.command()
@@ -252,6 +275,12 @@ def checkout(force: bool, into: str | None, only: tuple[str, ...], detach: bool,
         result = repo.checkout(
             rev, into=into, only=only, force=force, detach=detach, progress=progress
         )
+    _warn_left_behind(result)
+    if not is_quiet() and into is None and not only:
+        if result.branch is not None:
+            click.echo(f"Switched to branch '{result.branch}'", err=True)
+        elif result.commit is not None:
+            click.echo(f"HEAD is now at {result.commit.hex()[:12]} (detached)", err=True)
     if not is_quiet():
         click.echo(
             f"{rev}: {len(result.written)} file(s) written ({human(result.bytes_written)}), "
@@ -326,9 +355,16 @@ def merge(
 @click.argument("value", required=False, type=UTF8)
 def config(global_: bool, unset: bool, list_: bool, key: str | None, value: str | None) -> None:
     """Get or set configuration (user.name, user.email, remote.NAME.url, ...)."""
-    from dsrepo import user_config
+    from dsrepo import NotARepository, user_config
 
-    repo = None if global_ else open_repo()
+    repo = None
+    if not global_:
+        try:
+            repo = open_repo()
+        except NotARepository:
+            # like git: reading (and --list) outside a repository reads the user-level config
+            if unset or value is not None:
+                raise
     target = user_config() if repo is None else repo.config.local
     assert target is not None
     if list_:

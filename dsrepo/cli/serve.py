@@ -32,7 +32,7 @@ class ServeGroup(click.Group):
 def serve() -> None:
     """Serve a repository as an HTTP remote and web view.
 
-    ``dsrepo serve [PATH] [OPTIONS]`` is short for ``dsrepo serve run [PATH] [OPTIONS]``
+    'dsrepo serve [PATH] [OPTIONS]' is short for 'dsrepo serve run [PATH] [OPTIONS]'
     (docs/serve.md: running it, tokens, protected refs, TLS proxies)."""
 
 

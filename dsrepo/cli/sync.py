@@ -71,8 +71,8 @@ def remote_set_url(name: str, url: str) -> None:
     show_default=True,
     help="Parallel uploads.",
 )
-@click.argument("remote_name", metavar="REMOTE", required=False)
-@click.argument("refs", nargs=-1)
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.argument("refs", metavar="[REF]...", nargs=-1)
 def push(
     tags: bool,
     force: bool,
@@ -118,8 +118,15 @@ def push(
 
 @cli.command()
 @click.option("--prune", is_flag=True, help="Delete remote-tracking refs the remote no longer has.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.argument("remote_name", metavar="REMOTE", required=False)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Parallel downloads.",
+)
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
 def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
     repo = open_repo()
@@ -141,9 +148,13 @@ def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
 
 
 @cli.command()
-@click.option("--strategy", type=click.Choice(["ours", "theirs", "first", "last"]))
-@click.argument("remote_name", metavar="REMOTE", required=False)
-@click.argument("branch_name", metavar="BRANCH", required=False)
+@click.option(
+    "--strategy",
+    type=click.Choice(["ours", "theirs", "first", "last"]),
+    help="Decide conflicting paths (as merge --strategy); without it, conflicts stop the merge.",
+)
+@click.argument("remote_name", metavar="[REMOTE]", required=False)
+@click.argument("branch_name", metavar="[BRANCH]", required=False)
 def pull(strategy: str | None, remote_name: str | None, branch_name: str | None) -> None:
     """Fetch, then fast-forward or merge (with merge's rules: conflicts stop, nothing is lost)."""
     with Progress("pull", is_quiet()) as progress:
@@ -165,10 +176,17 @@ def pull(strategy: str | None, remote_name: str | None, branch_name: str | None)
     metavar="GLOB",
     help="Partial clone: only these files' data (more on demand).",
 )
-@click.option("--endpoint-url", help="S3-compatible endpoint.")
-@click.option("--region")
-@click.option("--profile")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, ...).")
+@click.option("--region", help="S3 region.")
+@click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Parallel downloads.",
+)
 @click.argument("url")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 def clone(
@@ -184,7 +202,8 @@ def clone(
     """Copy a remote dataset repository into a new directory."""
     from dsrepo import S3Options
 
-    with Progress("clone", is_quiet()) as progress:
+    phases = ("receiving objects", "checking out files")
+    with Progress("clone", is_quiet(), phases=phases) as progress:
         repo = Repository.clone(
             url,
             directory,
@@ -200,23 +219,38 @@ def clone(
 
 @cli.command()
 @click.option("--only", multiple=True, metavar="GLOB", help="Only files matching GLOB.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite differing files in DIR.")
-@click.option("--endpoint-url")
-@click.option("--region")
-@click.option("--profile")
+@click.option(
+    "-f", "--force", is_flag=True, help="Replace or remove files of DIR that get did not write."
+)
+@click.option(
+    "--link",
+    type=click.Choice(["auto", "reflink", "hardlink", "copy"]),
+    default="auto",
+    show_default=True,
+    help="How files come from the cache (auto: reflink, else hard link, else copy).",
+)
+@click.option(
+    "--copy", "mutable", is_flag=True, help="Writable files of their own (no hard links)."
+)
+@click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, ...).")
+@click.option("--region", help="S3 region.")
+@click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
 @click.argument("url")
 @click.argument("directory", type=click.Path(file_okay=False))
 def get(
     only: tuple[str, ...],
     force: bool,
+    link: str,
+    mutable: bool,
     endpoint_url: str | None,
     region: str | None,
     profile: str | None,
     url: str,
     directory: str,
 ) -> None:
-    """Materialize URL[@REV] into DIRECTORY for a read-only job, through a user-level cache
-    (``$DSREPO_CACHE_DIR``, default ~/.cache/dsrepo/cache) so nothing is downloaded twice."""
+    """Make DIRECTORY exactly version URL[@REV] (any revision form; default latest, the remote's
+    default branch): read-only files linked from a user-level cache ($DSREPO_CACHE_DIR,
+    default ~/.cache/dsrepo/cache), so nothing is downloaded or stored twice."""
     from dsrepo import S3Options, split_revision
 
     url, rev = split_revision(url)
@@ -227,11 +261,23 @@ def get(
             rev=rev,
             only=list(only) or None,
             force=force,
+            link=link,
+            copy=mutable,
             s3=S3Options(endpoint_url, region, profile),
             progress=progress,
         )
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
     if not is_quiet():
+        for p in result.removed[:20]:
+            click.echo(f"removed stale {p}", err=True)
+        if len(result.removed) > 20:
+            click.echo(f"removed {len(result.removed) - 20} more stale file(s)", err=True)
+        how = ", ".join(f"{n} by {m}" for m, n in sorted(result.methods.items()))
         click.echo(
-            f"{len(result.written)} file(s) written ({human(result.bytes_written)}), {result.kept} unchanged",
+            f"{len(result.written)} file(s) written ({human(result.bytes_written)}"
+            + (f"; {how}" if how else "")
+            + f"), {result.kept} unchanged, {len(result.removed)} removed; "
+            f"downloaded {human(result.downloaded)}",
             err=True,
         )

@@ -30,8 +30,8 @@ from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
 from dsrepo.dvcs.preflight import prefetch as prefetch
 from dsrepo.dvcs.preflight import preflight
-from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem
-from dsrepo.dvcs.revisions import resolve_commit
+from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem, tag_ref
+from dsrepo.dvcs.revisions import resolve_commit, unreachable_from_refs
 from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
 from dsrepo.objects.errors import CorruptObject, storage_error
 from dsrepo.objects.ids import ObjectId, hash_data
@@ -51,6 +51,10 @@ class CheckoutResult:
     removed: list[str] = field(default_factory=list)
     kept: int = 0
     bytes_written: int = 0
+    branch: str | None = None
+    """The branch HEAD is on afterwards (short name), ``None`` when detached."""
+    left_behind: list[ObjectId] = field(default_factory=list)
+    """Commits of a detached HEAD that no ref reaches any more (newest first): git's warning."""
 
 
 def _write_entries(
@@ -87,7 +91,11 @@ def _write_entry(
             return os.lstat(writer.root / path)
         chunks = content if content is not None else repo.store.read_chunks(e)
         executable = e.kind == EntryKind.EXECUTABLE
-        return writer.write_file(path, chunks, executable, content_id=e.id, size=e.size)
+        # A single-chunk file's content id is its chunk's id, which the store verified on read:
+        # hashing it again would double the work for nothing. A chunked file is hashed whole
+        # while it streams (its chunks are each verified, but not that they add up to its id).
+        content_id = e.id if e.manifest is not None else None
+        return writer.write_file(path, chunks, executable, content_id=content_id, size=e.size)
     except UnsafePath as exc:
         raise PathError(str(exc)) from None
     except OSError as exc:  # a full or read-only disk (exit 12), a name this filesystem refuses
@@ -310,8 +318,14 @@ def apply_files(
                     else:
                         blocked.append(p)
     if blocked:
+        # merge and pull have no --force: point them at what exists
+        how = (
+            "commit them, or discard them with checkout --force HEAD"
+            if operation is not None and operation.startswith(("merge", "pull"))
+            else "commit them, or use --force to discard"
+        )
         raise WouldOverwrite(
-            "your local changes would be overwritten (commit them, or use --force to discard): "
+            f"your local changes would be overwritten ({how}): "
             + ", ".join(sorted(set(blocked))[:30])
             + (f" and {len(set(blocked)) - 30} more" if len(set(blocked)) > 30 else "")
         )
@@ -454,6 +468,7 @@ def checkout(
     ):
         branch = branch_ref(rev)
     target = resolve_commit(repo, rev)
+    old_detached = repo.head_commit() if repo.head_branch() is None else None
     # to run again after a kill: a branch by name, anything else (HEAD~1...) by its commit id
     operation = f"checkout {rev}" if branch is not None else f"checkout --detach {target.hex()}"
     result = switch_to(repo, wt, target, force=force, progress=progress, operation=operation)
@@ -463,6 +478,9 @@ def checkout(
     else:
         repo.refs.set_detached("HEAD", target, who=who, message=f"checkout: moving to {rev}")
     opstate.finish(repo.dsdir)
+    result.branch = branch[len(HEADS) :] if branch is not None else None
+    if old_detached is not None and old_detached != target:
+        result.left_behind = unreachable_from_refs(repo, old_detached)
     return result
 
 
@@ -481,6 +499,11 @@ def switch(
     if create:
         create_branch(repo, branch, start)
     elif repo.refs.resolve(ref) is None:
+        if repo.refs.resolve(tag_ref(branch)) is not None:
+            raise UnknownRevision(
+                f"{branch!r} is a tag, not a branch: 'checkout {branch}' checks it out "
+                f"(detached HEAD), 'switch -c NEW {branch}' starts a branch at it"
+            )
         raise UnknownRevision(f"branch {branch!r} not found (use -c to create it)")
     return checkout(repo, wt, branch, force=force)
 

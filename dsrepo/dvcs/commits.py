@@ -338,6 +338,11 @@ def create_tag(
     old = repo.refs.resolve(ref)
     if old is not None and not force:
         raise RefExists(f"tag {name!r} already exists (use --force to move it)")
+    if old is not None and immutable_tag(repo, name) is not None:
+        raise RefExists(
+            f"tag {name!r} is published (tag.immutable = {immutable_tag(repo, name)}): "
+            "it is never moved; delete it with 'tag -d -f' first if you must"
+        )
     if message is not None:
         tagger = repo.identity()
         tag = Tag(
@@ -370,11 +375,29 @@ def list_tags(repo: Repository, pattern: str | None = None) -> list[TagInfo]:
     return out
 
 
-def delete_tag(repo: Repository, name: str) -> ObjectId:
+def immutable_tag(repo: Repository, name: str) -> str | None:
+    """The ``tag.immutable`` pattern (comma- or space-separated globs, e.g. ``v*, release-*``)
+    that makes tag ``name`` published, or None. Published tags are deleted locally only with
+    ``-f``, and ``push`` never moves nor deletes them on a remote, even with ``--force``."""
+    import fnmatch
+
+    raw = repo.config.get("tag.immutable")
+    for pattern in (raw or "").replace(",", " ").split():
+        if fnmatch.fnmatchcase(name, pattern):
+            return pattern
+    return None
+
+
+def delete_tag(repo: Repository, name: str, *, force: bool = False) -> ObjectId:
     ref = tag_ref(name)
     old = repo.refs.resolve(ref)
     if old is None:
         raise UnknownRevision(f"tag {name!r} not found")
+    pattern = immutable_tag(repo, name)
+    if pattern is not None and not force:
+        raise RefExists(
+            f"tag {name!r} is published (tag.immutable = {pattern}): use -f to delete it here"
+        )
     repo.refs.update(ref, None, old, who=repo.reflog_identity(), message=f"tag: delete {name}")
     return old
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import RemoteError
+from dsrepo.dvcs.graph import is_ancestor
 from dsrepo.dvcs.integrity import Closure, check_closure, summary
 from dsrepo.dvcs.pathmatch import match_only, sparse_patterns
 from dsrepo.dvcs.push import RefStatus, RefUpdate
 from dsrepo.dvcs.reachability import complete_commits
-from dsrepo.dvcs.refnames import HEADS, REMOTES, TAGS
+from dsrepo.dvcs.refnames import HEADS, NOTES, REMOTES, TAGS
 from dsrepo.dvcs.remote import Remote, TransferStats, open_remote
 from dsrepo.dvcs.remote_config import is_remote
 from dsrepo.dvcs.upstream import default_remote
@@ -110,7 +111,7 @@ def _fetch(
     progress: Progress | None,
 ) -> FetchResult:
     result = FetchResult(remote.name)
-    remote_refs = remote.read_refs((HEADS, TAGS))
+    remote_refs = remote.read_refs((HEADS, TAGS, NOTES))
     patterns = list(only) if only else sparse_patterns(repo)
     want_data = match_only(patterns) if patterns else None
     receive_history(repo, remote, remote_refs)
@@ -148,6 +149,19 @@ def _update_refs(
             elif old != oid:
                 updated.append(
                     RefUpdate(ref, old, oid, RefStatus.REJECTED, "tag differs locally; kept yours")
+                )
+        elif ref.startswith(NOTES):  # notes (dsrepo notes): taken when they fast-forward
+            old = repo.refs.resolve(ref)
+            if old == oid or (
+                old is not None and is_ancestor(repo.parents_of, oid.hex(), old.hex())
+            ):
+                continue
+            if old is None or is_ancestor(repo.parents_of, old.hex(), oid.hex()):
+                repo.refs.update(ref, oid, old, who=who, message=f"fetch {name}")
+                updated.append(RefUpdate(ref, old, oid, RefStatus.OK))
+            else:
+                updated.append(
+                    RefUpdate(ref, old, oid, RefStatus.REJECTED, "notes diverged; kept yours")
                 )
     if prune and is_named:
         present = {tracked + r[len(HEADS) :] for r in remote_refs if r.startswith(HEADS)}

@@ -228,7 +228,9 @@ class _Row:
         return "".join(line).rstrip()
 
 
-def render_graph(order: Sequence[str], parents: Parents) -> list[tuple[str, str | None]]:
+def render_graph(
+    order: Sequence[str], parents: Parents, *, truncated: bool = False
+) -> list[tuple[str, str | None]]:
     r"""Draw the ASCII graph of ``log --graph`` for commits listed children first.
 
     Returns one ``(prefix, commit)`` per output line: each commit gets exactly one line, with
@@ -250,8 +252,11 @@ def render_graph(order: Sequence[str], parents: Parents) -> list[tuple[str, str 
 
     Unrelated histories are separated by a line without the lane of the root above, so a new
     history never seems to hang off it. Parents that are not in ``order`` are not drawn (the line
-    simply ends at the commit, as for a root), so a truncated log ends cleanly. ``order`` must
-    list every commit before its parents (as :func:`topo_order` does); otherwise ``ValueError``.
+    simply ends at the commit, as for a root), so a filtered log ends cleanly. With
+    ``truncated`` (``log -n N`` cut the history short), unlisted parents keep their lanes as git
+    draws them: a merge keeps its ``|\`` and every lane stays in its column; the connector lines
+    after the last commit are left out. ``order`` must list every commit before its parents (as
+    :func:`topo_order` does); otherwise ``ValueError``.
     """
     listed = set(order)
     done: set[str] = set()
@@ -263,7 +268,7 @@ def render_graph(order: Sequence[str], parents: Parents) -> list[tuple[str, str 
         out.append((row.text(), None))
 
     for commit in order:
-        commit_parents = [p for p in _unique(parents(commit)) if p in listed]
+        commit_parents = [p for p in _unique(parents(commit)) if truncated or p in listed]
         for parent in commit_parents:
             if parent in done:
                 raise ValueError(f"order lists {parent} before its child {commit}")
@@ -329,4 +334,7 @@ def render_graph(order: Sequence[str], parents: Parents) -> list[tuple[str, str 
                 row.put(2 * k - 1, "/")
             connector(row)
             del columns[j]
+    if truncated:
+        while out and out[-1][1] is None:
+            out.pop()
     return out

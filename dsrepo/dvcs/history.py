@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fnmatch
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dsrepo.dvcs.errors import PathError
 from dsrepo.dvcs.graph import topo_order
 from dsrepo.dvcs.refnames import TAGS, shorten
 from dsrepo.dvcs.revisions import peel, resolve_commit, resolve_tree
@@ -23,6 +25,57 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class PathFilter:
+    """Which repository paths the user's paths select: a literal path selects itself and what is
+    under it (``""``: everything); a glob matches the whole path like ``add``'s pathspecs."""
+
+    literal: tuple[str, ...] = ()
+    globs: tuple[re.Pattern[str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.literal or self.globs)
+
+    def __call__(self, path: str) -> bool:
+        for pre in self.literal:
+            if not pre or path == pre or path.startswith(pre + "/"):
+                return True
+        return any(g.match(path) is not None for g in self.globs)
+
+
+def path_filter(
+    root: Path | None, cwd: Path | None, user_paths: Sequence[str] | PathFilter
+) -> PathFilter:
+    """The one place paths typed for ``log``, ``diff`` and ``ls-files`` are read (as ``add``,
+    ``rm``, ``mv`` and ``restore`` read theirs): relative to ``cwd`` (or absolute), as git does;
+    ``cwd`` None means relative to the repository root (the Python API's default). A path with
+    ``*``, ``?`` or ``[`` that names no existing file is a glob (:mod:`dsrepo.dvcs.pathglobs`
+    rules: ``*`` also matches ``/``). Without a working copy (``root`` None) paths are taken from
+    the root. A path outside the working copy is a :class:`PathError`."""
+    from dsrepo.dvcs.pathglobs import glob_regex, split_pathspecs
+    from dsrepo.dvcs.paths import UnsafePath, user_path_to_relpath
+
+    if isinstance(user_paths, PathFilter):
+        return user_paths
+    if root is None:
+        literal = [p.strip("/") for p in user_paths if not has_glob(p)]
+        globs = [glob_regex(p.strip("/")) for p in user_paths if has_glob(p)]
+        return PathFilter(tuple(literal), tuple(globs))
+    base = cwd if cwd is not None else root
+    plain, specs = split_pathspecs(root, base, list(user_paths))
+    out: list[str] = []
+    for p in plain:
+        try:
+            out.append(user_path_to_relpath(root, base, p))
+        except UnsafePath as exc:
+            raise PathError(str(exc)) from None
+    return PathFilter(tuple(out), tuple(spec.regex for spec in specs))
+
+
+def has_glob(text: str) -> bool:
+    return any(c in "*?[" for c in text)
+
+
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     id: ObjectId
     commit: Commit
@@ -33,9 +86,12 @@ def log(
     revs: Sequence[str] = ("HEAD",),
     *,
     max_count: int | None = None,
-    paths: Sequence[str] = (),
+    paths: Sequence[str] | PathFilter = (),
+    cwd: Path | None = None,
 ) -> list[LogEntry]:
-    """Commits reachable from ``revs``, newest first (children before parents)."""
+    """Commits reachable from ``revs``, newest first (children before parents); with ``paths``
+    (see :func:`path_filter`), only those that change a selected path."""
+    select = path_filter(getattr(repo, "root", None), cwd, paths)
     heads = [resolve_commit(repo, r).hex() for r in revs]
     order = topo_order(
         repo.parents_of,
@@ -46,7 +102,7 @@ def log(
     for h in order:
         oid = from_hex(h)
         c = repo.store.get_commit(oid)
-        if paths and not _touches(repo, c, paths):
+        if select and not _touches(repo, c, select):
             continue
         out.append(LogEntry(oid, c))
         if max_count is not None and len(out) >= max_count:
@@ -59,10 +115,17 @@ def _entry_at(repo: BareRepository, tree: ObjectId, path: str) -> tuple[EntryKin
     return None if e is None else (e.kind, e.id)
 
 
-def _touches(repo: BareRepository, c: Commit, paths: Sequence[str]) -> bool:
+def _touches(repo: BareRepository, c: Commit, select: PathFilter) -> bool:
     """A commit touches a path when the path differs from every parent (a merge that took one
-    side unchanged is not listed), or when a root commit has it."""
-    for p in paths:
+    side unchanged is not listed), or when a root commit has it. Globs compare whole trees
+    (identical subtrees are skipped unread); literal paths are looked up."""
+    if select.globs:
+        trees: list[ObjectId | None] = [repo.store.get_commit(p).tree for p in c.parents]
+        return all(
+            any(select(p) for p, _, _ in diff_trees(repo, t, c.tree))  # type: ignore[arg-type]
+            for t in trees or [None]
+        )
+    for p in select.literal:
         mine = _entry_at(repo, c.tree, p)
         if not c.parents:
             if mine is not None:
@@ -164,15 +227,17 @@ def diff_files(
 
 
 def classify(
-    pairs: Iterator[tuple[str, TreeEntry | None, TreeEntry | None]], paths: Sequence[str] = ()
+    pairs: Iterator[tuple[str, TreeEntry | None, TreeEntry | None]],
+    paths: Sequence[str] | PathFilter = (),
 ) -> DiffResult:
     """Turn (path, old, new) triples into changes, pairing deletions and additions with the same
     content as renames (dedup by content, not by path)."""
     added: list[tuple[str, TreeEntry]] = []
     deleted: dict[ObjectId, list[tuple[str, TreeEntry]]] = {}
     result = DiffResult()
+    select = path_filter(None, None, paths)
     for p, x, y in pairs:
-        if paths and not _in_paths(p, paths):
+        if select and not select(p):
             continue
         if x is not None and y is not None:
             result.changes.append(FileChange("M", p, x, y))
@@ -192,14 +257,6 @@ def classify(
             result.changes.append(FileChange("D", p, x, None))
     result.changes.sort(key=lambda c: c.path)
     return result
-
-
-def _in_paths(p: str, paths: Sequence[str]) -> bool:
-    for pre in paths:
-        pre = pre.strip("/")
-        if not pre or p == pre or p.startswith(pre + "/") or fnmatch.fnmatchcase(p, pre):
-            return True
-    return False
 
 
 def worktree_files(repo: Repository, wt: Worktree) -> dict[str, TreeEntry]:
@@ -230,23 +287,25 @@ def diff(
     paths: Sequence[str] = (),
     *,
     cached: bool = False,
+    cwd: Path | None = None,
 ) -> DiffResult:
     """``diff`` (index → worktree), ``diff --cached`` (HEAD → index), ``diff A`` (A → worktree),
-    ``diff A B`` (A → B)."""
+    ``diff A B`` (A → B); ``paths`` as :func:`path_filter` reads them."""
     from dsrepo.dvcs.worktree import files_from_index
 
+    select = path_filter(repo.root, cwd, paths)
     if a is not None and b is not None:
-        return classify(diff_trees(repo, resolve_tree(repo, a), resolve_tree(repo, b)), paths)
+        return classify(diff_trees(repo, resolve_tree(repo, a), resolve_tree(repo, b)), select)
     assert wt is not None
     if cached:
         old = repo.flatten(resolve_tree(repo, a or "HEAD")) if (a or repo.head_commit()) else {}
-        return classify(diff_files(old, files_from_index(wt.index.entries.values())), paths)
+        return classify(diff_files(old, files_from_index(wt.index.entries.values())), select)
     old = (
         repo.flatten(resolve_tree(repo, a))
         if a is not None
         else files_from_index(wt.index.entries.values())
     )
-    return classify(diff_files(old, worktree_files(repo, wt)), paths)
+    return classify(diff_files(old, worktree_files(repo, wt)), select)
 
 
 # ---------------------------------------------------------------- listing
@@ -262,9 +321,15 @@ class FileInfo:
 
 
 def ls_files(
-    repo: Repository, rev: str | None, pattern: str | None = None, wt: Worktree | None = None
+    repo: Repository,
+    rev: str | None,
+    pattern: str | None = None,
+    wt: Worktree | None = None,
+    cwd: Path | None = None,
 ) -> list[FileInfo]:
-    """Files of a version (or of the index when ``rev`` is None), with size and content id."""
+    """Files of a version (or of the index when ``rev`` is None), with size and content id;
+    ``pattern`` (a path or glob) as :func:`path_filter` reads it."""
+    select = path_filter(repo.root, cwd, [pattern] if pattern else [])
     if rev is None:
         assert wt is not None
         items = [
@@ -274,7 +339,7 @@ def ls_files(
         items = list(repo.walk_tree(resolve_tree(repo, rev)))
     out = []
     for p, e in sorted(items):
-        if pattern and not (fnmatch.fnmatchcase(p, pattern) or _in_paths(p, [pattern])):
+        if select and not select(p):
             continue
         chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
         out.append(FileInfo(p, e.kind, e.size, e.id, chunks))

@@ -14,6 +14,7 @@ _BAD_CHARS = set(" ~^:?*[\\\x7f")
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 REMOTES = "refs/remotes/"
+NOTES = "refs/notes/"
 
 MAX_COMPONENT_BYTES = 250
 """Bytes of UTF-8 in one component: ``<component>.lock`` must fit a 255-byte file name."""

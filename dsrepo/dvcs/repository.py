@@ -22,6 +22,7 @@ from dsrepo.dvcs.errors import AlreadyARepository, NotARepository, RepositoryErr
 from dsrepo.dvcs.lock import DEFAULT_TIMEOUT, gc_lock, holds_gc_lock, holds_index_lock, index_lock
 from dsrepo.dvcs.refs import HEAD, RefStore
 from dsrepo.dvcs.remote_verbs import RemoteVerbs
+from dsrepo.dvcs.workflow_verbs import WorkflowVerbs
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
@@ -35,12 +36,14 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.commits import BranchInfo, CommitInfo, TagInfo
     from dsrepo.dvcs.fsck import FsckReport
     from dsrepo.dvcs.gc import GcReport
+    from dsrepo.dvcs.getcache import GetResult
     from dsrepo.dvcs.history import DiffResult, FileInfo, LogEntry
     from dsrepo.dvcs.merge import Strategy
     from dsrepo.dvcs.merging import MergeOutcome
     from dsrepo.dvcs.reflog import ExpireResult
     from dsrepo.dvcs.refs import ReflogEntry
     from dsrepo.dvcs.revisions import Resolved
+    from dsrepo.dvcs.usercache import PruneReport
     from dsrepo.dvcs.worktree import AddResult, Status, Worktree
     from dsrepo.objects.packcheck import ObjectCounts
     from dsrepo.objects.store import FileRef
@@ -55,7 +58,7 @@ def _patterns(only: Sequence[str] | str | None) -> list[str] | None:
     return [only] if isinstance(only, str) else list(only) if only else None
 
 
-class Repository(BareRepository, RemoteVerbs):
+class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     """A dataset repository. Create with :meth:`init` or :meth:`clone`, open with :meth:`open`."""
 
     lock_timeout = DEFAULT_TIMEOUT
@@ -144,34 +147,56 @@ class Repository(BareRepository, RemoteVerbs):
     def get(
         cls,
         url: str,
-        into: str | os.PathLike[str],
+        into: str | os.PathLike[str] | None,
         *,
         rev: str | None = None,
         only: Sequence[str] | str | None = None,
         s3: S3Options | None = None,
         force: bool = False,
+        link: str = "auto",
+        copy: bool = False,
         progress: Progress | None = None,
-    ) -> CheckoutResult:
-        """Materialize version ``rev`` (a branch, tag or full id; default ``main``) of the remote
-        at ``url`` into ``into``, through the user-level cache (nothing downloaded twice)."""
+    ) -> GetResult:
+        """Make ``into`` exactly version ``rev`` (any revision form: ``main~1``, a short id, a
+        tag; default ``latest``, the remote's default branch) of the remote at ``url``: read-only
+        files linked from the user-level cache (``link``: auto, reflink, hardlink or copy;
+        ``copy``: writable files of their own). ``into`` None: a copy inside the cache."""
         from dsrepo.dvcs.getcache import get
 
-        def open_cache(root: Path) -> Repository:
-            try:
-                return cls.open(root, search_parents=False)
-            except NotARepository:
-                return cls.init(root)
-
         return get(
-            open_cache,
+            cls._open_cache,
             url,
-            Path(into),
+            None if into is None else Path(into),
             rev=rev,
             only=_patterns(only),
             s3=s3,
             force=force,
+            link=link,
+            mutable=copy,
             progress=progress,
         )
+
+    @classmethod
+    def _open_cache(cls, root: Path) -> Repository:
+        try:
+            return cls.open(root, search_parents=False)
+        except NotARepository:
+            return cls.init(root)
+
+    @classmethod
+    def cache_prune(
+        cls,
+        *,
+        max_size: int | str | None = None,
+        older_than: str | float | None = None,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        """Evict the least recently used versions of the user-level get cache: those unused for
+        ``older_than`` (an age: ``30d``), then until the rest's data fits ``max_size`` (``10G``);
+        safe while gets run (they hold its gc lock shared; this waits for them)."""
+        from dsrepo.dvcs.usercache import prune
+
+        return prune(cls._open_cache, max_size=max_size, older_than=older_than, dry_run=dry_run)
 
     # ------------------------------------------------------------ identity and HEAD
 
@@ -216,11 +241,16 @@ class Repository(BareRepository, RemoteVerbs):
 
     @holds_index_lock
     def add(
-        self, *paths: str, cwd: Path | None = None, progress: Progress | None = None
+        self,
+        *paths: str,
+        cwd: Path | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
     ) -> AddResult:
-        """Stage files (directories recursively; ``"."`` for everything). Paths are relative to
-        ``cwd`` (default: the repository root)."""
-        return self.worktree.add(paths or (".",), cwd or self.root, progress=progress)
+        """Stage files (directories recursively; ``"."`` for everything; globs such as
+        ``"*.csv"`` like git's pathspecs). Paths are relative to ``cwd`` (default: the
+        repository root). Naming an ignored path refuses unless ``force``."""
+        return self.worktree.add(paths or (".",), cwd or self.root, force=force, progress=progress)
 
     @holds_index_lock
     def rm(
@@ -288,11 +318,11 @@ class Repository(BareRepository, RemoteVerbs):
 
         return list_tags(self, pattern)
 
-    def delete_tag(self, name: str) -> ObjectId:
-        """Delete a tag; returns what it named."""
+    def delete_tag(self, name: str, force: bool = False) -> ObjectId:
+        """Delete a tag (one ``tag.immutable`` protects only with ``force``); returns its id."""
         from dsrepo.dvcs.commits import delete_tag
 
-        return delete_tag(self, name)
+        return delete_tag(self, name, force=force)
 
     def branch(self, name: str, rev: str = "HEAD", force: bool = False) -> BranchInfo:
         from dsrepo.dvcs.commits import create_branch
@@ -416,12 +446,14 @@ class Repository(BareRepository, RemoteVerbs):
         rev: str | Sequence[str] = "HEAD",
         max_count: int | None = None,
         paths: Sequence[str] = (),
+        cwd: Path | None = None,
     ) -> list[LogEntry]:
+        """Commits of ``rev``, newest first; with ``paths`` (relative to ``cwd``, default the
+        root; globs as ``add``), only those changing them."""
         from dsrepo.dvcs.history import log
 
-        return log(
-            self, [rev] if isinstance(rev, str) else list(rev), max_count=max_count, paths=paths
-        )
+        revs = [rev] if isinstance(rev, str) else list(rev)
+        return log(self, revs, max_count=max_count, paths=paths, cwd=cwd)
 
     def diff(
         self,
@@ -430,12 +462,14 @@ class Repository(BareRepository, RemoteVerbs):
         paths: Sequence[str] = (),
         *,
         cached: bool = False,
+        cwd: Path | None = None,
     ) -> DiffResult:
         """Compare two versions; with one, it against the working copy (``cached``: against
-        the staging area); with none, the staging area against the working copy."""
+        the staging area); with none, the staging area against the working copy. ``paths`` are
+        relative to ``cwd`` (default: the root)."""
         from dsrepo.dvcs.history import diff
 
-        return diff(self, self.worktree, a, b, paths, cached=cached)
+        return diff(self, self.worktree, a, b, paths, cached=cached, cwd=cwd)
 
     def changes(self, commit: ObjectId) -> DiffResult:
         """What ``commit`` changed against its first parent."""
@@ -451,11 +485,14 @@ class Repository(BareRepository, RemoteVerbs):
 
         return decorations(self)
 
-    def ls(self, rev: str | None = "HEAD", pattern: str | None = None) -> list[FileInfo]:
-        """Files of ``rev`` (None: the staging area), optionally matching a glob."""
+    def ls(
+        self, rev: str | None = "HEAD", pattern: str | None = None, cwd: Path | None = None
+    ) -> list[FileInfo]:
+        """Files of ``rev`` (None: the staging area), optionally under a path or matching a glob
+        (relative to ``cwd``, default: the root)."""
         from dsrepo.dvcs.history import ls_files
 
-        return ls_files(self, rev, pattern, self.worktree)
+        return ls_files(self, rev, pattern, self.worktree, cwd=cwd)
 
     def ls_tree(
         self, rev: str, path: str | None = None, recursive: bool = False

@@ -7,6 +7,7 @@ Names resolve in git's order: ``refs/<name>``, ``refs/tags/<name>``, ``refs/head
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -126,13 +127,50 @@ def resolve(repo: BareRepository, rev: str) -> Resolved:
         raise UnknownRevision(f"unknown revision {show_name(rev)}: {exc}") from None
 
 
+def content_entry(repo: BareRepository, prefix: str) -> TreeEntry | None:
+    """A file entry for the content id (or id prefix) of a file stored as several chunks.
+
+    Such a content id (what ``ls-tree``, ``ls-files -l`` and ``hash-object`` print) is not an
+    object: the object is the file's manifest, which records the content id. It is found by
+    scanning the manifests only: the location index lists the objects of the meta packs
+    (manifests, trees, commits, tags; never the chunks, which are nearly all objects) with their
+    type, and each manifest is read to compare its content id. The cost grows with the number of
+    chunked files, not with history or data; it is only paid when a hex name is no object id, ref
+    or tag. ``None`` when no manifest has that content id; :class:`AmbiguousId` when several
+    differ."""
+    want = prefix.lower()
+    found: dict[ObjectId, tuple[ObjectId, int]] = {}
+    for oid in repo.store.ids_of_type(ObjectType.MANIFEST):
+        manifest = repo.store.get_manifest(oid)
+        if manifest.content_id.hex().startswith(want):
+            found.setdefault(manifest.content_id, (oid, manifest.size))
+    if len(found) > 1:
+        shown = ", ".join(sorted(c.hex()[:16] for c in found))
+        raise AmbiguousId(f"content id prefix {prefix!r} is ambiguous: {shown}")
+    for content_id, (manifest_id, size) in found.items():
+        return TreeEntry(content_id.hex(), EntryKind.FILE, size, content_id, manifest_id)
+    return None
+
+
 def _resolve(repo: BareRepository, rev: str) -> Resolved:
     path: str | None = None
     if ":" in rev:
         rev, path = rev.split(":", 1)
         rev = rev or "HEAD"
     base, ops = split_suffixes(rev)
-    oid = resolve_name(repo, base)
+    try:
+        oid = resolve_name(repo, base)
+    except UnknownRevision:
+        # the content id of a chunked file names no object: its manifest records it
+        if path is not None or ops or not looks_like_hex(base):
+            raise
+        try:
+            entry = content_entry(repo, base)
+        except AmbiguousId as exc:
+            raise UnknownRevision(str(exc)) from None
+        if entry is None:
+            raise
+        return Resolved(entry.id, ObjectType.CHUNK, entry)
     for op in ops:
         if op.startswith("^{"):
             kind = op[2:-1]
@@ -190,3 +228,44 @@ def resolve_tree(repo: BareRepository, rev: str) -> ObjectId:
             raise UnknownRevision(f"{show_name(rev)} is a file, not a directory")
         return r.id
     return peel(repo, r.id, ObjectType.TREE)
+
+
+def unreachable_from_refs(repo: BareRepository, commit: ObjectId) -> list[ObjectId]:
+    """The ancestors of ``commit`` (itself included) that no ref reaches, newest first: what
+    leaving a detached HEAD at ``commit`` leaves behind. The history the refs reach is walked
+    lazily, only until each candidate is found (``checkout main~3``, then ``main``: 3 steps); a
+    commit that really is left behind costs one walk of that history, as in git."""
+    from dsrepo.dvcs.graph import ancestors
+    from dsrepo.objects.ids import from_hex
+
+    tips: list[str] = []
+    for name in repo.refs.list():
+        with contextlib.suppress(UnknownRevision):  # a ref to a tree or blob reaches no commit
+            tips.append(resolve_commit(repo, name).hex())
+    if commit.hex() in tips:
+        return []
+    reached: set[str] = set()
+    walk = ancestors(repo.parents_of, tips)
+
+    def is_reached(c: str) -> bool:
+        if c in reached:
+            return True
+        for r in walk:
+            reached.add(r)
+            if r == c:
+                return True
+        return False
+
+    lost: list[ObjectId] = []
+    stack = [commit.hex()]
+    seen = set(stack)
+    while stack:
+        c = stack.pop()
+        if is_reached(c):
+            continue
+        lost.append(from_hex(c))
+        for p in repo.parents_of(c):
+            if p not in seen:
+                seen.add(p)
+                stack.append(p)
+    return lost

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs.errors import PathError, WouldOverwrite, path_errors
+from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite, path_errors
 from dsrepo.dvcs.ignore import IgnoreRules
 from dsrepo.dvcs.lock import index_lock
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
@@ -117,21 +117,25 @@ class Worktree:
                 raise PathError(str(exc)) from None
         return out
 
-    def scan(self, prefixes: Sequence[str] = ("",)) -> Iterator[ScanEntry]:
-        """Worktree files under any of ``prefixes`` ("" = everything)."""
+    def scan(
+        self, prefixes: Sequence[str] = ("",), rules: IgnoreRules | None = None
+    ) -> Iterator[ScanEntry]:
+        """Worktree files under any of ``prefixes`` ("" = everything); ``rules``: other ignore
+        rules than the working copy's (``add -f``: none)."""
+        rules = rules or self.rules
         if "" in prefixes:
-            yield from scan(self.root, self.rules)
+            yield from scan(self.root, rules)
             return
         seen: set[str] = set()
         for pre in prefixes:
             full = self.root / pre
             if full.is_symlink() or full.is_file():
-                for s in scan(self.root, self.rules, only=[f"/{_glob_escape(pre)}"]):
+                for s in scan(self.root, rules, only=[f"/{_glob_escape(pre)}"]):
                     if s.path == pre and s.path not in seen:
                         seen.add(s.path)
                         yield s
             elif full.is_dir():
-                for s in scan(self.root, self.rules, only=[f"/{_glob_escape(pre)}/"]):
+                for s in scan(self.root, rules, only=[f"/{_glob_escape(pre)}/"]):
                     if s.path not in seen:
                         seen.add(s.path)
                         yield s
@@ -173,20 +177,58 @@ class Worktree:
         user_paths: Sequence[str],
         cwd: Path | None = None,
         *,
+        force: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> AddResult:
         """Stage the files under ``user_paths``; ``progress(bytes read, 0)`` is called as files
-        are hashed (the total is unknown until the walk ends)."""
-        prefixes = self.relpaths(user_paths, cwd)
+        are hashed (the total is unknown until the walk ends).
+
+        A path holding ``*``, ``?`` or ``[`` that names no file is a pattern, matched like
+        git's pathspecs against the whole path below its literal leading directory (``*.csv``:
+        every CSV file there, at any depth; ``**/`` also matches no directory). Naming an
+        ignored path refuses (:class:`IgnoredPaths`) unless ``force``, which adds it (and, for
+        a directory, the ignored files in it)."""
+        from dsrepo.dvcs.pathglobs import split_pathspecs
+
+        base = cwd or Path.cwd()
+        literal, patterns = split_pathspecs(self.root, base, user_paths)
+        prefixes = self.relpaths(literal, cwd)
         result = AddResult()
         seen: set[str] = set()
         for pre in prefixes:
             full = self.root / pre if pre else self.root
             if pre and not os.path.lexists(full) and not any(True for _ in self.index.under(pre)):
                 raise PathError(f"pathspec {pre!r} did not match any files")
+        if not force:
+            ignored = [
+                pre
+                for pre in prefixes
+                if pre
+                and pre not in self.index.entries
+                and os.path.lexists(self.root / pre)
+                and self.rules.is_ignored(pre, (self.root / pre).is_dir())
+            ]
+            if ignored:
+                raise IgnoredPaths(
+                    f"ignored by a .dsrepoignore file: {', '.join(ignored)} "
+                    "(hint: 'add -f' adds them anyway)"
+                )
+        rules = IgnoreRules.from_lines(self.root, []) if force else self.rules
+        matched = [
+            s for pattern in patterns for s in pattern.files(self.scan([pattern.base], rules))
+        ]
+        for pattern in patterns:
+            if not pattern.hits and not any(pattern.match(p) for p in self.index.entries):
+                raise PathError(f"pathspec {pattern.text!r} did not match any files")
         store = self.repo.store
         try:
-            for s in self.scan(prefixes):
+            for s in _chain(
+                self.scan(prefixes, rules),
+                matched,
+                self._hidden(prefixes, seen),  # tracked, yet ignored: still updated
+            ):
+                if s.path in seen:
+                    continue
                 seen.add(s.path)
                 old = self.index.entries.get(s.path)
                 if self._unchanged(old, s):
@@ -210,16 +252,18 @@ class Worktree:
                 elif old.version != new.version:
                     result.updated.append(s.path)
                 self.index.set(new)
-            for pre in prefixes:
-                for e in list(self.index.under(pre)):
-                    if (
-                        e.path not in seen
-                        # gone, or no longer a file (e.g. replaced by a directory)
-                        and _scan_one(self.root, e.path) is None
-                        and (self.sparse is None or self.sparse(e.path))
-                    ):
-                        self.index.remove(e.path)
-                        result.removed.append(e.path)
+            gone = [e for pre in prefixes for e in self.index.under(pre)]
+            gone += [e for pt in patterns for e in self.index.entries.values() if pt.match(e.path)]
+            for e in gone:
+                if (
+                    e.path not in seen
+                    # gone, or no longer a file (e.g. replaced by a directory)
+                    and _scan_one(self.root, e.path) is None
+                    and (self.sparse is None or self.sparse(e.path))
+                    and e.path in self.index.entries
+                ):
+                    self.index.remove(e.path)
+                    result.removed.append(e.path)
             store.flush()
         except BaseException:
             store.abort()
@@ -329,7 +373,8 @@ class Worktree:
         untracked: list[str] = []
         seen: set[str] = set()
         refreshed = False
-        for s in self.scan(prefixes):
+        # after the scan: tracked files it did not see but that exist (ignored, added with -f)
+        for s in _chain(self.scan(prefixes), self._hidden(prefixes, seen)):
             seen.add(s.path)
             e = self.index.entries.get(s.path)
             if e is None:
@@ -365,6 +410,16 @@ class Worktree:
         if refreshed:
             self.index.save_if_unchanged()
         return sorted(modified), sorted(set(deleted)), sorted(untracked)
+
+    def _hidden(self, prefixes: Sequence[str], seen: set[str]) -> Iterator[ScanEntry]:
+        """Tracked files the scan did not yield but that exist: ignored ones (``add -f``) are
+        still tracked, so compared like any other (git does the same). Call after the scan."""
+        for pre in prefixes:
+            for e in list(self.index.under(pre)):
+                if e.path not in seen:
+                    s = _scan_one(self.root, e.path)
+                    if s is not None and s.path not in seen:
+                        yield s
 
     def status(self) -> Status:
         repo = self.repo
@@ -402,6 +457,15 @@ class Worktree:
             merging=tuple(merge_heads_in_progress(repo)),
             interrupted=interrupted(repo.dsdir),
         )
+
+
+class IgnoredPaths(RepositoryError):
+    """``add`` named an ignored path without ``force`` (exit 1, like git)."""
+
+
+def _chain(*parts: Iterable[ScanEntry]) -> Iterator[ScanEntry]:
+    for part in parts:
+        yield from part
 
 
 def hash_file(path: str, small_threshold: int) -> FileRef:

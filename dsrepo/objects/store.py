@@ -390,6 +390,13 @@ class ObjectStore:
             found.update(self.index.lookup_many(absent))
         return {ObjectId(o): loc for o, loc in found.items()}
 
+    def ids_of_type(self, type_: ObjectType) -> Iterator[ObjectId]:
+        """The flushed objects of one type, from the location index: only the packs of that
+        type's class are listed (manifests, trees, commits, tags: never the many chunks)."""
+        for oid, loc in self.index.iter_objects(PackClass.for_type(type_)):
+            if loc.type == type_:
+                yield oid
+
     def pack_names(self) -> set[str]:
         return self.index.pack_names()
 

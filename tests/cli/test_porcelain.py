@@ -293,7 +293,7 @@ def test_diff_stat_and_name_status_with_rename(history: dict[str, str], cli: Cli
     assert stat.splitlines()[-1].strip().startswith("0 added (+0 B), 1 removed (-1000 B)")
     stat = cli("diff", "--stat", history["c1"], history["c3"]).out
     assert "b.bin => d/b2.bin" in stat
-    assert "1 added (+1000 B), 0 removed (-0 B), 1 modified (8 B), 1 renamed" in stat
+    assert "1 added (+1000 B), 0 removed (-0 B), 1 modified (6 B -> 8 B), 1 renamed" in stat
     # path filter
     ns = cli("diff", "--name-status", history["c1"], history["c4"], "--", "a.txt").out
     assert ns.splitlines() == ["M\ta.txt"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
+from dsrepo.cli.output import human
 from tests.cli.conftest import Cli, snapshot, write
 
 
@@ -46,9 +47,11 @@ def expected_summary(old: dict[str, bytes], new: dict[str, bytes]) -> tuple[str,
     b_added = sum(len(d) for d in added.values())
     b_removed = sum(len(deleted[p]) for p in really_deleted)
     b_modified = sum(len(d) for d in modified.values())
+    b_before = sum(len(old[p]) for p in modified)
     line = (
-        f"{counts['A']} added (+{b_added} B), {counts['D']} removed (-{b_removed} B), "
-        f"{counts['M']} modified ({b_modified} B), {counts['R']} renamed"
+        f"{counts['A']} added (+{human(b_added)}), {counts['D']} removed (-{human(b_removed)}), "
+        f"{counts['M']} modified ({human(b_before)} -> {human(b_modified)}), "
+        f"{counts['R']} renamed"
     )
     return line, counts
 
