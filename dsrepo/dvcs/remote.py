@@ -132,7 +132,7 @@ class Remote(BareRepository):
     def check_conditional_writes(self) -> None:
         """Refuse ref updates on servers that ignore conditional writes (concurrent pushes could
         then overwrite each other silently)."""
-        if parse_url(self.url)[0] != "s3":
+        if not self.url.startswith("s3://"):
             return  # only S3 servers may silently ignore the conditions (and boto3 costs 0.2 s)
         from dsrepo.remotes.s3 import S3Backend, probe_conditional_writes
         from dsrepo.remotes.wrapper import find_backend
