@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from dsrepo import Repository, shorten
 from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def jobs_option(text: str) -> Callable[[F], F]:
+    """``-j N``: requests in flight (1 to 64, default 8)."""
+    return click.option(
+        "-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True, help=text
+    )
 
 
 @cli.group(invoke_without_command=True)
@@ -63,14 +75,7 @@ def remote_set_url(name: str, url: str) -> None:
 @click.option(
     "-d", "--delete", is_flag=True, help="Delete the named branches or tags on the remote."
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Parallel uploads.",
-)
+@jobs_option("Parallel uploads.")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @click.argument("refs", metavar="[REF]...", nargs=-1)
 def push(
@@ -118,14 +123,7 @@ def push(
 
 @cli.command()
 @click.option("--prune", is_flag=True, help="Delete remote-tracking refs the remote no longer has.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Parallel downloads.",
-)
+@jobs_option("Parallel downloads.")
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
@@ -179,14 +177,7 @@ def pull(strategy: str | None, remote_name: str | None, branch_name: str | None)
 @click.option("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, ...).")
 @click.option("--region", help="S3 region.")
 @click.option("--profile", help="AWS profile to use (credentials stay in ~/.aws).")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Parallel downloads.",
-)
+@jobs_option("Parallel downloads.")
 @click.argument("url")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 def clone(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.errors import storage_error
@@ -136,3 +138,16 @@ def path_errors(path: object, what: str = "path") -> Iterator[None]:
         if refused is not None:
             raise refused from None
         raise PathError(f"cannot use {what} {path}: {exc.strerror or exc}") from None
+
+
+def existing_directory(directory: str | os.PathLike[str]) -> Path:
+    """``directory`` as a Path, or PathError (exit 9) when it is not a directory (missing, a
+    file, a name too long, a loop of links)."""
+    root = Path(directory)
+    try:
+        is_dir = root.is_dir()
+    except OSError:
+        is_dir = False
+    if not is_dir:
+        raise PathError(f"{os.fspath(directory)!r} is not a directory")
+    return root

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs.errors import PathError
+from dsrepo.dvcs.errors import PathError, existing_directory
 from dsrepo.dvcs.ignore import IgnoreRules
 from dsrepo.dvcs.paths import UnsafePath, check_link_target
 from dsrepo.dvcs.scan import ScanEntry, scan
@@ -65,13 +65,7 @@ def sync_directory(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
-    root = Path(directory)
-    try:
-        is_dir = root.is_dir()
-    except OSError:  # a name too long, a loop of links...
-        is_dir = False
-    if not is_dir:
-        raise PathError(f"{os.fspath(directory)!r} is not a directory")
+    root = existing_directory(directory)
     if os.path.realpath(root) == os.path.realpath(repo.root):
         raise PathError("sync takes a folder outside the working copy; use 'add .' for it")
     cache = StagingIndex(cache_path(repo, root))

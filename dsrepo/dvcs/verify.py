@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs.errors import PathError
+from dsrepo.dvcs.errors import existing_directory
 from dsrepo.dvcs.ignore import IgnoreRules
 from dsrepo.dvcs.revisions import resolve_tree
 from dsrepo.dvcs.scan import ScanEntry, scan
@@ -58,13 +58,7 @@ def verify(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyResult:
-    root = Path(directory)
-    try:
-        is_dir = root.is_dir()
-    except OSError:  # a name too long, a loop of links...
-        is_dir = False
-    if not is_dir:
-        raise PathError(f"{os.fspath(directory)!r} is not a directory")
+    root = existing_directory(directory)
     want = repo.flatten(resolve_tree(repo, rev))
     in_worktree = os.path.realpath(root) == os.path.realpath(repo.root)
     wt = repo.worktree if in_worktree else None
