@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import pickle
-from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -389,42 +388,3 @@ def test_revisions_resolve_once_until_the_cache_is_invalidated(
         assert names == [f"{repo.root}@feature%2Fx/a.txt"]
         assert fs.cat_file(names[0]) == b"one\n"
         assert split(fs.unstrip_protocol(names[0])) == (str(repo.root), "feature/x", "a.txt")
-
-
-def test_a_pyarrow_read_through_fsspec_exits_cleanly(tmp_path: Path) -> None:
-    """Shared handles are closed at exit: before, a native thread could outlive the interpreter
-    ("terminate called without an active exception", exit 134) in about one run in six."""
-    import os
-    import subprocess
-    import sys
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from dsrepo import Repository
-
-    env = {**os.environ, "DSREPO_AUTHOR_NAME": "T", "DSREPO_AUTHOR_EMAIL": "t@example.com"}
-    repo = Repository.init(tmp_path / "r")
-    table = pa.table({"a": list(range(50_000)), "b": [os.urandom(8) for _ in range(50_000)]})
-    pq.write_table(table, repo.root / "t.parquet")
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from dsrepo import Repository as R; r=R.open('.'); r.add('.'); r.commit('t')",
-        ],
-        cwd=repo.root,
-        env=env,
-        check=True,
-    )
-    script = (
-        "import fsspec, pyarrow.parquet as pq, sys\n"
-        "t = pq.read_table(f'dsrepo://{sys.argv[1]}@HEAD/t.parquet', columns=['a'],"
-        " filesystem=fsspec.filesystem('dsrepo'))\n"
-        "print(t.num_rows)\n"
-    )
-    for _ in range(8):
-        r = subprocess.run(
-            [sys.executable, "-c", script, str(repo.root)], env=env, capture_output=True, text=True
-        )
-        assert r.returncode == 0 and r.stdout.strip() == "50000", r.stderr[-500:]
