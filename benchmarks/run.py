@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -122,42 +123,28 @@ def main(argv: list[str]) -> int:
     }
     rep = Report()
     t0 = time.perf_counter()
-    if "store" in sections:
-        print("A) storage core", flush=True)
+    steps: list[tuple[bool, str, str, Callable[[], None]]] = [
+        ("store" in sections, "A) storage core", "store",
+         lambda: section_store(work, sizes, rep, a.keep)),
+        (bool(sections & {"porcelain", "git"}),
+         "B) porcelain" + (" / C) git reference" if "git" in sections else ""), "porcelain",
+         lambda: section_porcelain(work, sizes, rep, a.keep, sections)),
+        ("remotes" in sections, "D) remotes", "remotes",
+         lambda: section_remotes(work, sizes, rep, a.keep)),
+        ("gc" in sections, "E) gc", "gc", lambda: section_maintenance(work, sizes, rep, a.keep)),
+        ("reading" in sections, "F) reading", "reading",
+         lambda: section_reading(work, sizes, rep, a.keep)),
+        ("serve" in sections, "G) serve", "serve",
+         lambda: section_serving(work, sizes, rep, a.keep)),
+    ]  # fmt: skip
+    for wanted, title, name, run in steps:
+        if not wanted:
+            continue
+        print(title, flush=True)
         try:
-            section_store(work, sizes, rep, a.keep)
-        except Exception:
-            rep.error("store section", traceback.format_exc())
-    if sections & {"porcelain", "git"}:
-        print("B) porcelain" + (" / C) git reference" if "git" in sections else ""), flush=True)
-        try:
-            section_porcelain(work, sizes, rep, a.keep, sections)
-        except Exception:
-            rep.error("porcelain section", traceback.format_exc())
-    if "remotes" in sections:
-        print("D) remotes", flush=True)
-        try:
-            section_remotes(work, sizes, rep, a.keep)
-        except Exception:
-            rep.error("remotes section", traceback.format_exc())
-    if "gc" in sections:
-        print("E) gc", flush=True)
-        try:
-            section_maintenance(work, sizes, rep, a.keep)
-        except Exception:
-            rep.error("gc section", traceback.format_exc())
-    if "reading" in sections:
-        print("F) reading", flush=True)
-        try:
-            section_reading(work, sizes, rep, a.keep)
-        except Exception:
-            rep.error("reading section", traceback.format_exc())
-    if "serve" in sections:
-        print("G) serve", flush=True)
-        try:
-            section_serving(work, sizes, rep, a.keep)
-        except Exception:
-            rep.error("serve section", traceback.format_exc())
+            run()
+        except Exception:  # a crashed section is reported; the others still run
+            rep.error(f"{name} section", traceback.format_exc())
     header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["total_seconds"] = round(time.perf_counter() - t0, 1)
     print_report(rep, header)

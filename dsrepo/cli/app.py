@@ -65,6 +65,21 @@ class Utf8Text(click.types.StringParamType):
 UTF8 = Utf8Text()
 
 
+def checked_by(parse: Callable[[str], object]) -> Callable[..., str | None]:
+    """A click callback that refuses an option value ``parse`` rejects (ValueError) as a usage
+    error while arguments are parsed, and passes the text on unchanged."""
+
+    def check(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param=param) from None
+        return value
+
+    return check
+
+
 def open_repo() -> Repository:
     """The repository containing the current directory."""
     return Repository.open(".")

@@ -6,19 +6,9 @@ import time
 
 import click
 
-from dsrepo import Repository, cache_entries, parse_size
-from dsrepo.cli.app import cli, is_quiet
-from dsrepo.cli.maintenance import _age
+from dsrepo import Repository, cache_entries, parse_age, parse_size
+from dsrepo.cli.app import checked_by, cli, is_quiet
 from dsrepo.cli.output import human, short
-
-
-def _size(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        try:
-            parse_size(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param=param) from None
-    return value
 
 
 @cli.group()
@@ -40,13 +30,13 @@ def cache_ls() -> None:
 @click.option(
     "--max-size",
     metavar="SIZE",
-    callback=_size,
+    callback=checked_by(parse_size),
     help="Keep the most recently used versions whose data fits SIZE (500M, 10G...).",
 )
 @click.option(
     "--older-than",
     metavar="AGE",
-    callback=_age,
+    callback=checked_by(parse_age),
     help="Remove the versions not used for AGE (1h, 14d, 2.weeks...).",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be removed; change nothing.")

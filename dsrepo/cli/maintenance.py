@@ -6,18 +6,8 @@ from __future__ import annotations
 import click
 
 from dsrepo import GcReport, Repository, parse_age
-from dsrepo.cli.app import cli, is_quiet, open_repo
+from dsrepo.cli.app import checked_by, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
-
-
-def _age(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check an age option (``now``, ``1h``, ``14d``, ``2.weeks``...) while parsing."""
-    if value is not None:
-        try:
-            parse_age(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param=param) from None
-    return value
 
 
 @cli.command("gc")
@@ -26,7 +16,7 @@ def _age(_ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     default="2.weeks",
     show_default=True,
     metavar="AGE",
-    callback=_age,
+    callback=checked_by(parse_age),
     help="Remove unreachable objects in packs older than AGE (now, 1h, 14d, 2.weeks, never).",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
@@ -42,7 +32,7 @@ def _age(_ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     default="1h",
     show_default=True,
     metavar="AGE",
-    callback=_age,
+    callback=checked_by(parse_age),
     help="With --remote: delete packs doomed at least AGE ago (by an earlier run).",
 )
 @click.option("--settle", type=click.FloatRange(0), default=None, hidden=True)
@@ -130,7 +120,7 @@ def _summary(r: GcReport) -> None:
     "age",
     default=None,
     metavar="AGE",
-    callback=_age,
+    callback=checked_by(parse_age),
     help="expire: drop entries older than AGE (default 90.days; now, 1h, 14d, never).",
 )
 @click.option("--all", "all_logs", is_flag=True, help="expire: every reflog.")

@@ -311,3 +311,21 @@ def test_demo_prints_commands_a_shell_can_run(
 def test_license_is_an_spdx_string() -> None:
     text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert 'license = "Apache-2.0"' in text
+
+
+def test_bad_age_and_size_options_are_usage_errors(tmp_path: Path) -> None:
+    """gc --prune, reflog expire --expire, cache prune --older-than/--max-size share one
+    checker: a value their parser refuses is exit 2 while arguments are parsed."""
+    from click.testing import CliRunner
+
+    from dsrepo.cli.main import cli
+
+    runner = CliRunner()
+    for args in (
+        ["gc", "--prune", "bogus"],
+        ["cache", "prune", "--older-than", "soon"],
+        ["cache", "prune", "--max-size", "lots"],
+    ):
+        result = runner.invoke(cli, args, env={"DSREPO_CACHE_DIR": str(tmp_path / "c")})
+        assert result.exit_code == 2, (args, result.output)
+        assert "Invalid value" in result.output, (args, result.output)
