@@ -65,14 +65,18 @@ class Utf8Text(click.types.StringParamType):
 UTF8 = Utf8Text()
 
 
-def checked_by(parse: Callable[[str], object]) -> Callable[..., str | None]:
-    """A click callback that refuses an option value ``parse`` rejects (ValueError) as a usage
-    error while arguments are parsed, and passes the text on unchanged."""
+def checked_by(parser: str) -> Callable[..., str | None]:
+    """A click callback that refuses an option value the public function ``dsrepo.<parser>``
+    rejects (ValueError) as a usage error while arguments are parsed, and passes the text on.
+    The parser is looked up only when the option is given, so registering the command imports
+    nothing (every command pays for what the CLI imports at start-up)."""
 
     def check(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         if value is not None:
+            import dsrepo
+
             try:
-                parse(value)
+                getattr(dsrepo, parser)(value)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param=param) from None
         return value

@@ -6,7 +6,8 @@ import time
 
 import click
 
-from dsrepo import Repository, cache_entries, parse_age, parse_size
+import dsrepo
+from dsrepo import Repository
 from dsrepo.cli.app import checked_by, cli, is_quiet
 from dsrepo.cli.output import human, short
 
@@ -19,7 +20,7 @@ def cache() -> None:
 @cache.command("ls")
 def cache_ls() -> None:
     """Versions held, most recently used first: last use, commit, files, size, URL@REV."""
-    for e in cache_entries():
+    for e in dsrepo.cache_entries():
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         click.echo(
             f"{when}  {short(e.commit)}  {e.files:>6} file(s)  {human(e.bytes):>10}  {e.url}@{e.rev}"
@@ -30,13 +31,13 @@ def cache_ls() -> None:
 @click.option(
     "--max-size",
     metavar="SIZE",
-    callback=checked_by(parse_size),
+    callback=checked_by("parse_size"),
     help="Keep the most recently used versions whose data fits SIZE (500M, 10G...).",
 )
 @click.option(
     "--older-than",
     metavar="AGE",
-    callback=checked_by(parse_age),
+    callback=checked_by("parse_age"),
     help="Remove the versions not used for AGE (1h, 14d, 2.weeks...).",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be removed; change nothing.")

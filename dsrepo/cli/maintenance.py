@@ -3,11 +3,17 @@ what reflogs keep alive, expire old entries)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from dsrepo import GcReport, Repository, parse_age
+import dsrepo
+from dsrepo import Repository
 from dsrepo.cli.app import checked_by, cli, is_quiet, open_repo
 from dsrepo.cli.output import Progress, human, short
+
+if TYPE_CHECKING:
+    from dsrepo import GcReport
 
 
 @cli.command("gc")
@@ -16,7 +22,7 @@ from dsrepo.cli.output import Progress, human, short
     default="2.weeks",
     show_default=True,
     metavar="AGE",
-    callback=checked_by(parse_age),
+    callback=checked_by("parse_age"),
     help="Remove unreachable objects in packs older than AGE (now, 1h, 14d, 2.weeks, never).",
 )
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be removed; change nothing.")
@@ -32,7 +38,7 @@ from dsrepo.cli.output import Progress, human, short
     default="1h",
     show_default=True,
     metavar="AGE",
-    callback=checked_by(parse_age),
+    callback=checked_by("parse_age"),
     help="With --remote: delete packs doomed at least AGE ago (by an earlier run).",
 )
 @click.option("--settle", type=click.FloatRange(0), default=None, hidden=True)
@@ -70,7 +76,7 @@ def _gc_remote(
     r = repo.gc_remote(
         name,
         prune=prune,
-        delete_delay=parse_age(delay),
+        delete_delay=dsrepo.parse_age(delay),
         dry_run=dry_run,
         settle_seconds=settle,
     )
@@ -120,7 +126,7 @@ def _summary(r: GcReport) -> None:
     "age",
     default=None,
     metavar="AGE",
-    callback=checked_by(parse_age),
+    callback=checked_by("parse_age"),
     help="expire: drop entries older than AGE (default 90.days; now, 1h, 14d, never).",
 )
 @click.option("--all", "all_logs", is_flag=True, help="expire: every reflog.")
