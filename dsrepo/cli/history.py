@@ -10,7 +10,7 @@ import click
 
 from dsrepo import EntryKind, ObjectType, UnknownRevision
 from dsrepo.cli.app import UTF8, cli, open_repo, paths_after_dashdash
-from dsrepo.cli.output import format_date, human, write_stdout
+from dsrepo.cli.output import format_date, human, write_lines, write_stdout
 
 if TYPE_CHECKING:
     from dsrepo import DiffResult
@@ -279,13 +279,11 @@ def ls_files(long: bool, rev: str | None, pattern: str | None) -> None:
     repo = open_repo()
     if rev is not None and pattern is None and any(ch in rev for ch in "*?["):
         rev, pattern = None, rev
-    for f in repo.ls(rev, pattern, cwd=Path.cwd()):
-        if long:
-            kind = {
-                EntryKind.FILE: "file",
-                EntryKind.EXECUTABLE: "exec",
-                EntryKind.SYMLINK: "link",
-            }.get(f.kind, "?")
-            click.echo(f"{kind} {f.size:>12} {f.content_id.hex()}\t{f.path}")
-        else:
-            click.echo(f.path)
+    if not long:
+        write_lines(repo.ls_paths(rev, pattern, cwd=Path.cwd()))
+        return
+    kinds = {EntryKind.FILE: "file", EntryKind.EXECUTABLE: "exec", EntryKind.SYMLINK: "link"}
+    write_lines(
+        f"{kinds.get(f.kind, '?')} {f.size:>12} {f.content_id.hex()}\t{f.path}"
+        for f in repo.ls(rev, pattern, cwd=Path.cwd())
+    )

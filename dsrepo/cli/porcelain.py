@@ -74,10 +74,19 @@ def mv(force: bool, source: str, destination: str) -> None:
 
 @cli.command()
 @click.option("-s", "--short", "short_format", is_flag=True, help="One line per path.")
-def status(short_format: bool) -> None:
+@click.option(
+    "-u",
+    "--untracked-files",
+    "untracked",
+    type=click.Choice(["no", "normal", "all"]),
+    default="normal",
+    show_default=True,
+    help="normal: an untracked folder as one 'dir/' line; all: every untracked file; no: none.",
+)
+def status(short_format: bool, untracked: str) -> None:
     """Show staged, unstaged and untracked changes."""
     repo = open_repo()
-    st = repo.status()
+    st = repo.status(untracked=untracked)
     if short_format:
         rows: dict[str, list[str]] = {}
         for codes, paths in (

@@ -30,6 +30,7 @@ class BareRepository:
         self.backend = backend
         self.store = store
         self.refs = refs
+        self._last_dirs: tuple[ObjectId, dict[str, tuple[ObjectId, int]]] | None = None
 
     @classmethod
     def over(
@@ -104,8 +105,15 @@ class BareRepository:
             current = entry.id if entry.kind == EntryKind.TREE else None
         return entry
 
-    def walk_tree(self, tree: ObjectId, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
-        """Every non-tree entry below ``tree`` as (path, entry), depth first."""
+    def walk_tree(
+        self,
+        tree: ObjectId,
+        prefix: str = "",
+        dirs: dict[str, tuple[ObjectId, int]] | None = None,
+    ) -> Iterator[tuple[str, TreeEntry]]:
+        """Every non-tree entry below ``tree`` as (path, entry), depth first; ``dirs`` (when
+        given) receives every directory's (tree id, size), the top one as ``prefix`` minus
+        its slash."""
         stack: list[tuple[str, ObjectId]] = [(prefix, tree)]
         while stack:
             base, tid = stack.pop()
@@ -115,12 +123,30 @@ class BareRepository:
                 path = f"{base}{e.name}"
                 if e.kind == EntryKind.TREE:
                     subtrees.append((path + "/", e.id))
+                    if dirs is not None:
+                        dirs[path] = (e.id, e.size)
                 else:
                     yield path, e
+            if dirs is not None and base == prefix:
+                dirs[prefix.removesuffix("/")] = (tid, sum(e.size for e in entries))
             stack.extend(reversed(subtrees))
 
     def flatten(self, tree: ObjectId | None) -> dict[str, TreeEntry]:
-        return {} if tree is None else dict(self.walk_tree(tree))
+        if tree is None:
+            return {}
+        dirs: dict[str, tuple[ObjectId, int]] = {}
+        files = dict(self.walk_tree(tree, dirs=dirs))
+        self._last_dirs = (tree, dirs)
+        return files
+
+    def tree_dirs(self, tree: ObjectId) -> dict[str, tuple[ObjectId, int]]:
+        """Directory ("" = the top) → (tree id, total size) for every directory of ``tree``."""
+        if self._last_dirs is not None and self._last_dirs[0] == tree:
+            return dict(self._last_dirs[1])
+        dirs: dict[str, tuple[ObjectId, int]] = {}
+        for _ in self.walk_tree(tree, dirs=dirs):
+            pass
+        return dirs
 
     def commit_tree(self, commit: ObjectId | None) -> ObjectId | None:
         return None if commit is None else self.store.get_commit(commit).tree

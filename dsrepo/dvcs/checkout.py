@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs import opstate
+from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite, path_errors
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
@@ -33,8 +33,8 @@ from dsrepo.dvcs.preflight import preflight
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem, tag_ref
 from dsrepo.dvcs.revisions import resolve_commit, unreachable_from_refs
 from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
-from dsrepo.objects.errors import CorruptObject, storage_error
-from dsrepo.objects.ids import ObjectId, hash_data
+from dsrepo.objects.errors import CorruptObject
+from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
 
@@ -62,16 +62,13 @@ def _write_entries(
     writer: SafeWriter,
     items: Sequence[tuple[str, TreeEntry]],
     allow_outside_links: bool,
+    *,
+    stat: bool = True,
 ) -> Iterator[tuple[str, TreeEntry, os.stat_result | None]]:
-    """Write every (path, entry); single-chunk contents are read in batches (one range read per
-    run of objects in a pack), large files streamed chunk by chunk. Yields what was written."""
-    small = [(p, e) for p, e in items if e.manifest is None]
-    contents = repo.store.read_small([e for _, e in small])
-    for (p, e), (_, raw) in zip(small, contents, strict=True):
-        yield p, e, _write_entry(repo, writer, p, e, allow_outside_links, [raw])
-    for p, e in items:
-        if e.manifest is not None:
-            yield p, e, _write_entry(repo, writer, p, e, allow_outside_links)
+    """Write every (path, entry), sorted by path; yield what was written, in order (with its
+    lstat, unless not ``stat``): single-chunk contents read in batches while writer threads
+    write them, large files streamed (:mod:`dsrepo.dvcs.writebatch`)."""
+    return writebatch.write_entries(repo.store, writer, items, allow_outside_links, stat=stat)
 
 
 def _write_entry(
@@ -82,25 +79,7 @@ def _write_entry(
     allow_outside_links: bool,
     content: Sequence[bytes] | None = None,
 ) -> os.stat_result | None:
-    try:
-        if e.kind == EntryKind.SYMLINK:
-            raw = b"".join(content) if content is not None else repo.store.read_all(e)
-            if len(raw) != e.size or hash_data(raw) != e.id:
-                raise CorruptObject(f"refusing to write {path!r}: its target is not {e.id.hex()}")
-            writer.write_symlink(path, os.fsdecode(raw), allow_outside=allow_outside_links)
-            return os.lstat(writer.root / path)
-        chunks = content if content is not None else repo.store.read_chunks(e)
-        executable = e.kind == EntryKind.EXECUTABLE
-        # A single-chunk file's content id is its chunk's id, which the store verified on read:
-        # hashing it again would double the work for nothing. A chunked file is hashed whole
-        # while it streams (its chunks are each verified, but not that they add up to its id).
-        content_id = e.id if e.manifest is not None else None
-        return writer.write_file(path, chunks, executable, content_id=content_id, size=e.size)
-    except UnsafePath as exc:
-        raise PathError(str(exc)) from None
-    except OSError as exc:  # a full or read-only disk (exit 12), a name this filesystem refuses
-        refused = storage_error(exc, writer.root / path)
-        raise refused or PathError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+    return writebatch.write_entry(repo.store, writer, path, e, allow_outside_links, content)
 
 
 def _check_case(root: Path, paths: Iterable[str]) -> None:
@@ -142,9 +121,20 @@ def materialize_into(
     conflicts = []
     todo = []
     existed = set()
+    listed: dict[str, frozenset[str]] = {}  # one listing per directory, not an lstat per file
     for p, e in sorted(files.items()):
         full = into / p
-        if os.path.lexists(full):
+        d, _, name = p.rpartition("/")
+        if d not in listed:
+            try:
+                listed[d] = frozenset(os.listdir(into / d))
+            except (FileNotFoundError, NotADirectoryError):
+                listed[d] = frozenset()
+            except OSError:  # unreadable: the lstat below decides
+                listed[d] = frozenset({name})
+        # an empty or missing directory holds nothing; else ask (on a case-insensitive
+        # filesystem a name that differs in case is there too)
+        if listed[d] and os.path.lexists(full):
             if _same_content(full, e, repo):
                 result.kept += 1
                 continue
@@ -163,7 +153,7 @@ def materialize_into(
         writer.sweep(d)  # the temp files a killed run left (never anything else)
     total = sum(e.size for _, e in todo)
     try:
-        for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links):
+        for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links, stat=False):
             result.written.append(p)
             result.bytes_written += e.size
             if progress:
@@ -388,7 +378,9 @@ def apply_files(
                     index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
                 result.kept += 1
         if commit is not None and all(_staged_as(index, p, new_files.get(p)) for p in carried):
-            index.tree = repo.commit_tree(commit)  # the index equals the target tree
+            target_tree = repo.commit_tree(commit)  # the index equals the target tree
+            if target_tree is not None:
+                index.set_trees(repo.tree_dirs(target_tree))
         index.save()
     except CorruptObject:  # found while streaming: put back what changed, then refuse
         if force:

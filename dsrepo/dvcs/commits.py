@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from dsrepo.dvcs.integrity import show_path
 from dsrepo.dvcs.mergestate import clear_merge_state, merge_heads_in_progress
 from dsrepo.dvcs.refnames import HEADS, TAGS, branch_ref, shorten, tag_ref
 from dsrepo.dvcs.revisions import resolve, resolve_commit
+from dsrepo.dvcs.treecache import write_index_tree
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import (
@@ -117,24 +117,19 @@ def commit(
         raise RepositoryError("empty commit message; give one with -m")
     author = repo.identity()
     if all_tracked:
-        modified, deleted, _ = wt.changes()
-        if modified or deleted:
-            wt.add(
-                [str(wt.root / p) for p in modified + deleted if os.path.lexists(wt.root / p)] or []
-            )
-            for p in deleted:
-                wt.index.remove(p)
-            wt.index.save()
+        wt.stage_tracked()
     head = repo.head_commit()
     merging = merge_heads_in_progress(repo)
-    from dsrepo.dvcs.worktree import files_from_index
-
     store = repo.store
-    tree = write_tree(store, files_from_index(wt.index.entries.values()))
+    try:
+        tree = write_index_tree(store, wt.index)
+    except BaseException:
+        store.abort()
+        raise
     if not allow_empty and not merging:
         if head is not None and store.get_commit(head).tree == tree:
             raise NothingToCommit("nothing to commit (use 'dsrepo add' first, or --allow-empty)")
-        if head is None and not wt.index.entries:
+        if head is None and not len(wt.index):
             raise NothingToCommit("nothing to commit: the staging area is empty")
     meta: dict[str, Any] = {}
     prov = git_provenance(repo.root)
@@ -152,10 +147,9 @@ def commit(
         store.abort()
         raise
     kind = "commit (merge)" if merging else "commit (initial)" if head is None else "commit"
-    # the cache-tree describes the index's own entries, so it can be saved before HEAD moves: a
+    # the tree cache describes the index's own entries, so it can be saved before HEAD moves: a
     # full disk then fails the commit before it lands, not after
-    wt.index.tree = tree
-    wt.index.save()
+    wt.index.save_trees()
     repo.update_head(cid, head, f"{kind}: {message.splitlines()[0]}")
     clear_merge_state(repo)
     return CommitInfo(cid, c)

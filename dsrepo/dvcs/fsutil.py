@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from dsrepo.objects.errors import storage_refusals
+
+Buffer = bytes | bytearray | memoryview
 
 
 def fsync_dir(path: Path) -> None:
@@ -22,16 +25,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write(path: Path, data: Buffer | Sequence[Buffer], *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` (bytes, or parts written in order) via temp + rename."""
     with storage_refusals(path):
         _atomic_write(path, data, durable)
 
 
-def _atomic_write(path: Path, data: bytes, durable: bool) -> None:
+def _atomic_write(path: Path, data: Buffer | Sequence[Buffer], durable: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                f.writelines(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())

@@ -104,16 +104,19 @@ def local_roots(repo: Repository) -> list[Root]:
             continue
         out.extend((name, from_hex(h)) for h in _HEX_ID.findall(text.lower()))
     index = StagingIndex(repo.dsdir / "index")
-    staged: list[ObjectId] = []
-    for e in index.entries.values():
-        if e.manifest is not None:
-            out.append((f"index entry {e.path!r}", e.manifest))
-        else:
-            staged.append(e.content_id)  # absent in a partial clone: nothing to keep then
+    cols = index.columns()
+    out.extend((f"index entry {p!r}", m) for p, m in cols.manifests.items())
+    staged = [
+        ObjectId(bytes(cols.ids[i * 32 : i * 32 + 32]))
+        for i, p in enumerate(cols.paths)
+        if p not in cols.manifests
+    ]  # absent in a partial clone: nothing to keep then
     present = set(staged) - repo.store.missing(staged)
     out.extend(("index", oid) for oid in staged if oid in present)
-    if index.tree is not None and repo.store.has(index.tree):  # a cache: absent is no damage
-        out.append(("index cache-tree", index.tree))
+    # the tree cache: a commit reuses these trees without writing them again (absent: rebuilt)
+    cached = [tid for tid, _ in index.trees.values()]
+    absent = repo.store.missing(cached)
+    out.extend(("index tree cache", tid) for tid in cached if tid not in absent)
     return out
 
 

@@ -13,6 +13,7 @@ from dsrepo.dvcs.errors import PathError
 from dsrepo.dvcs.graph import topo_order
 from dsrepo.dvcs.refnames import TAGS, shorten
 from dsrepo.dvcs.revisions import peel, resolve_commit, resolve_tree
+from dsrepo.dvcs.scan import path_sort_key
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
@@ -326,24 +327,43 @@ def ls_files(
     pattern: str | None = None,
     wt: Worktree | None = None,
     cwd: Path | None = None,
-) -> list[FileInfo]:
+) -> Iterator[FileInfo]:
     """Files of a version (or of the index when ``rev`` is None), with size and content id;
-    ``pattern`` (a path or glob) as :func:`path_filter` reads it."""
+    ``pattern`` (a path or glob) as :func:`path_filter` reads it. Streams the index (component
+    order, as trees hold it): the first file comes at once, whatever the index's size."""
     select = path_filter(repo.root, cwd, [pattern] if pattern else [])
     if rev is None:
         assert wt is not None
-        items = [
-            (e.path, e.tree_entry(e.path.rsplit("/", 1)[-1])) for e in wt.index.entries.values()
-        ]
-    else:
-        items = list(repo.walk_tree(resolve_tree(repo, rev)))
-    out = []
-    for p, e in sorted(items):
-        if select and not select(p):
-            continue
-        chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
-        out.append(FileInfo(p, e.kind, e.size, e.id, chunks))
-    return out
+        index = wt.index
+        for i, p in enumerate(index.paths()):
+            if not select or select(p):
+                e = index.entry_at(i)
+                chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
+                yield FileInfo(p, e.kind, e.size, e.content_id, chunks)
+        return
+    for p, t in sorted(
+        repo.walk_tree(resolve_tree(repo, rev)), key=lambda pe: path_sort_key(pe[0])
+    ):
+        if not select or select(p):
+            chunks = len(repo.store.get_manifest(t.manifest).chunks) if t.manifest else 1
+            yield FileInfo(p, t.kind, t.size, t.id, chunks)
+
+
+def ls_paths(
+    repo: Repository,
+    rev: str | None,
+    pattern: str | None = None,
+    wt: Worktree | None = None,
+    cwd: Path | None = None,
+) -> Iterator[str]:
+    """The paths :func:`ls_files` lists, without building a record per file."""
+    if rev is not None:
+        yield from (f.path for f in ls_files(repo, rev, pattern, wt, cwd))
+        return
+    assert wt is not None
+    select = path_filter(repo.root, cwd, [pattern] if pattern else [])
+    paths = wt.index.paths()
+    yield from (p for p in paths if select(p)) if select else paths
 
 
 def decorations(repo: Repository) -> dict[ObjectId, list[str]]:

@@ -265,8 +265,18 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     ) -> list[tuple[str, str]]:
         return self.worktree.mv(src, dst, cwd or self.root, force=force)
 
-    def status(self) -> Status:
-        return self.worktree.status()
+    def status(self, *, untracked: str = "normal") -> Status:
+        """Staged, unstaged and untracked changes; ``untracked``: "normal" (an untracked
+        folder is one ``dir/`` entry), "all" (every file) or "no" (none), as git's ``-u``."""
+        from dsrepo.dvcs.statuswalk import Untracked
+
+        try:
+            mode = Untracked(untracked)
+        except ValueError:
+            raise RepositoryError(
+                f"untracked must be no, normal or all, not {untracked!r}"
+            ) from None
+        return self.worktree.status(mode)
 
     @holds_index_lock
     def restore(
@@ -492,7 +502,15 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         (relative to ``cwd``, default: the root)."""
         from dsrepo.dvcs.history import ls_files
 
-        return ls_files(self, rev, pattern, self.worktree, cwd=cwd)
+        return list(ls_files(self, rev, pattern, self.worktree, cwd=cwd))
+
+    def ls_paths(
+        self, rev: str | None = "HEAD", pattern: str | None = None, cwd: Path | None = None
+    ) -> Iterator[str]:
+        """The paths :meth:`ls` lists, streamed (the staging area's from its sorted columns)."""
+        from dsrepo.dvcs.history import ls_paths
+
+        return ls_paths(self, rev, pattern, self.worktree, cwd=cwd)
 
     def ls_tree(
         self, rev: str, path: str | None = None, recursive: bool = False

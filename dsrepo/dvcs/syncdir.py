@@ -120,7 +120,7 @@ def sync_directory(
             wt.index.set(IndexEntry(p, e.kind, e.size, e.content_id, e.manifest))
     if wt.index.dirty:
         wt.index.save()
-    cache.entries = new
+    cache.replace_all(new.values())
     cache.save()
     return result
 

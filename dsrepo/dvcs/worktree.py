@@ -27,6 +27,8 @@ from dsrepo.dvcs.paths import UnsafePath, check_link_target, user_path_to_relpat
 from dsrepo.dvcs.scan import ScanEntry, scan
 from dsrepo.dvcs.stagingindex import IndexEntry as IndexEntry
 from dsrepo.dvcs.stagingindex import StagingIndex as StagingIndex
+from dsrepo.dvcs.statuswalk import Untracked, walk
+from dsrepo.dvcs.treecache import staged_changes
 from dsrepo.objects.errors import FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
@@ -167,6 +169,14 @@ class Worktree:
             s.mode,
         )
 
+    def _paths_under(self, prefix: str) -> list[str]:
+        start, end = self.index.rows_under(prefix)
+        return self.index.paths()[start:end]
+
+    def _tracks(self, prefix: str) -> bool:
+        start, end = self.index.rows_under(prefix)
+        return end > start
+
     def _unchanged(self, e: IndexEntry | None, s: ScanEntry) -> bool:
         return e is not None and e.same_stat(s) and not self.index.is_racy(e)
 
@@ -197,7 +207,7 @@ class Worktree:
         seen: set[str] = set()
         for pre in prefixes:
             full = self.root / pre if pre else self.root
-            if pre and not os.path.lexists(full) and not any(True for _ in self.index.under(pre)):
+            if pre and not os.path.lexists(full) and not self._tracks(pre):
                 raise PathError(f"pathspec {pre!r} did not match any files")
         if not force:
             ignored = [
@@ -230,44 +240,74 @@ class Worktree:
                 if s.path in seen:
                     continue
                 seen.add(s.path)
-                old = self.index.entries.get(s.path)
-                if self._unchanged(old, s):
-                    continue
-                for part in s.path.split("/"):
-                    problem = name_problem(part)
-                    if problem:
-                        raise PathError(f"cannot add {s.path!r}: {problem}")
-                if s.kind == EntryKind.SYMLINK:  # checkout's rule: no version holds a bad link
-                    try:
-                        check_link_target(s.path, os.readlink(self.root / s.path))
-                    except UnsafePath as exc:
-                        raise PathError(f"cannot add {s.path!r}: {exc}") from None
-                ref = self.hash_entry(s, write=True)
-                result.bytes_hashed += ref.size
-                if progress is not None:
-                    progress(result.bytes_hashed, 0)
-                new = self._index_entry(s, ref)
-                if old is None:
-                    result.added.append(s.path)
-                elif old.version != new.version:
-                    result.updated.append(s.path)
-                self.index.set(new)
-            gone = [e for pre in prefixes for e in self.index.under(pre)]
-            gone += [e for pt in patterns for e in self.index.entries.values() if pt.match(e.path)]
-            for e in gone:
+                self._stage(s, result, progress)
+            gone = [p for pre in prefixes for p in self._paths_under(pre)]
+            gone += [p for pt in patterns for p in self.index.paths() if pt.match(p)]
+            for p in gone:
                 if (
-                    e.path not in seen
+                    p not in seen
                     # gone, or no longer a file (e.g. replaced by a directory)
-                    and _scan_one(self.root, e.path) is None
-                    and (self.sparse is None or self.sparse(e.path))
-                    and e.path in self.index.entries
+                    and _scan_one(self.root, p) is None
+                    and (self.sparse is None or self.sparse(p))
+                    and p in self.index
                 ):
-                    self.index.remove(e.path)
-                    result.removed.append(e.path)
+                    self.index.remove(p)
+                    result.removed.append(p)
             store.flush()
         except BaseException:
             store.abort()
             raise
+        if self.index.dirty:
+            self.index.save()
+        return result
+
+    def _stage(
+        self, s: ScanEntry, result: AddResult, progress: Callable[[int, int], None] | None
+    ) -> None:
+        """Store the scanned file and stage it, unless its stat says it is staged already."""
+        old = self.index.get(s.path)
+        if self._unchanged(old, s):
+            return
+        for part in s.path.split("/"):
+            problem = name_problem(part)
+            if problem:
+                raise PathError(f"cannot add {s.path!r}: {problem}")
+        if s.kind == EntryKind.SYMLINK:  # checkout's rule: no version holds a bad link
+            try:
+                check_link_target(s.path, os.readlink(self.root / s.path))
+            except UnsafePath as exc:
+                raise PathError(f"cannot add {s.path!r}: {exc}") from None
+        ref = self.hash_entry(s, write=True)
+        result.bytes_hashed += ref.size
+        if progress is not None:
+            progress(result.bytes_hashed, 0)
+        new = self._index_entry(s, ref)
+        if old is None:
+            result.added.append(s.path)
+        elif old.version != new.version:
+            result.updated.append(s.path)
+        self.index.set(new)
+
+    def stage_tracked(self) -> AddResult:
+        """``commit -a``: stage every change to tracked files (modified, deleted), walking the
+        working copy once; untracked files are not looked at."""
+        modified, deleted, _ = self.changes(untracked=Untracked.NO)
+        result = AddResult()
+        store = self.repo.store
+        try:
+            for p in modified:
+                s = _scan_one(self.root, p)
+                if s is None:
+                    deleted.append(p)
+                else:
+                    self._stage(s, result, None)
+            store.flush()
+        except BaseException:
+            store.abort()
+            raise
+        for p in deleted:
+            self.index.remove(p)
+            result.removed.append(p)
         if self.index.dirty:
             self.index.save()
         return result
@@ -366,78 +406,48 @@ class Worktree:
     # ---- status
 
     def changes(
-        self, prefixes: Sequence[str] = ("",), *, refresh: bool = True
+        self, *, refresh: bool = True, untracked: Untracked = Untracked.NORMAL
     ) -> tuple[list[str], list[str], list[str]]:
-        """(modified, deleted, untracked) of the worktree against the index."""
+        """(modified, deleted, untracked) of the whole working copy against the index; an
+        untracked folder is one ``dir/`` entry unless ``untracked`` is ALL."""
+        found = walk(self.root, self.rules, self.index, untracked, self.sparse)
         modified: list[str] = []
-        untracked: list[str] = []
-        seen: set[str] = set()
         refreshed = False
-        # after the scan: tracked files it did not see but that exist (ignored, added with -f)
-        for s in _chain(self.scan(prefixes), self._hidden(prefixes, seen)):
-            seen.add(s.path)
-            e = self.index.entries.get(s.path)
-            if e is None:
-                untracked.append(s.path)
+        for i in found.suspects:
+            e = self.index.entry_at(i)
+            s = _scan_one(self.root, e.path)
+            if s is None:
+                found.deleted.append(e.path)
                 continue
             if self._unchanged(e, s):
                 continue
             ref = self.hash_entry(s, write=False)
             if ref.content_id == e.content_id and s.kind == e.kind:
                 if refresh:  # same content, new stat: remember it so the next status is fast
-                    self.index.set(
-                        IndexEntry(
-                            e.path,
-                            e.kind,
-                            e.size,
-                            e.content_id,
-                            e.manifest,
-                            s.mtime_ns,
-                            s.ctime_ns,
-                            s.ino,
-                            s.mode,
-                        )
-                    )
+                    self.index.set(self._index_entry(s, FileRef(e.content_id, e.size, e.manifest)))
                     refreshed = True
                 continue
             modified.append(s.path)
-        deleted = [
-            e.path
-            for pre in prefixes
-            for e in self.index.under(pre)
-            if e.path not in seen and (self.sparse is None or self.sparse(e.path))
-        ]
         if refreshed:
             self.index.save_if_unchanged()
-        return sorted(modified), sorted(set(deleted)), sorted(untracked)
+        return sorted(modified), sorted(set(found.deleted)), sorted(found.untracked)
 
     def _hidden(self, prefixes: Sequence[str], seen: set[str]) -> Iterator[ScanEntry]:
         """Tracked files the scan did not yield but that exist: ignored ones (``add -f``) are
         still tracked, so compared like any other (git does the same). Call after the scan."""
         for pre in prefixes:
-            for e in list(self.index.under(pre)):
-                if e.path not in seen:
-                    s = _scan_one(self.root, e.path)
+            start, end = self.index.rows_under(pre)
+            for p in self.index.paths()[start:end]:
+                if p not in seen:
+                    s = _scan_one(self.root, p)
                     if s is not None and s.path not in seen:
                         yield s
 
-    def status(self) -> Status:
+    def status(self, untracked: Untracked = Untracked.NORMAL) -> Status:
         repo = self.repo
         head = repo.head_commit()
-        head_tree = repo.commit_tree(head)
-        staged_added: list[str] = []
-        staged_modified: list[str] = []
-        staged_deleted: list[str] = []
-        if head_tree is None or self.index.tree != head_tree:
-            head_files = repo.flatten(head_tree)
-            for p, e in self.index.entries.items():
-                h = head_files.get(p)
-                if h is None:
-                    staged_added.append(p)
-                elif (h.kind, h.id) != e.version:
-                    staged_modified.append(p)
-            staged_deleted = [p for p in head_files if p not in self.index.entries]
-        modified, deleted, untracked = self.changes()
+        staged = staged_changes(repo, self.index, repo.commit_tree(head))
+        modified, deleted, untracked_paths = self.changes(untracked=untracked)
         from dsrepo.dvcs.upstream import tracking_status
 
         upstream, ahead, behind, gone = tracking_status(repo)
@@ -448,12 +458,12 @@ class Worktree:
             upstream_gone=gone,
             branch=repo.head_branch(),
             head=head,
-            staged_added=tuple(sorted(staged_added)),
-            staged_modified=tuple(sorted(staged_modified)),
-            staged_deleted=tuple(sorted(staged_deleted)),
+            staged_added=tuple(sorted(staged.added)),
+            staged_modified=tuple(sorted(staged.modified)),
+            staged_deleted=tuple(sorted(staged.deleted)),
             modified=tuple(modified),
             deleted=tuple(deleted),
-            untracked=tuple(untracked),
+            untracked=tuple(untracked_paths),
             merging=tuple(merge_heads_in_progress(repo)),
             interrupted=interrupted(repo.dsdir),
         )

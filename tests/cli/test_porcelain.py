@@ -39,9 +39,9 @@ def commit_files(cli: Cli, root: Path, files: dict[str, bytes | str | None], msg
     return head(cli)
 
 
-def short_status(cli: Cli) -> dict[str, str]:
+def short_status(cli: Cli, *args: str) -> dict[str, str]:
     out = {}
-    for line in cli("status", "-s").out.splitlines():
+    for line in cli("status", "-s", *args).out.splitlines():
         out[line[3:]] = line[:2]
     return out
 
@@ -125,7 +125,8 @@ def test_ignore_rules_and_the_repository_folder_are_never_listed(wc: Path, cli: 
     write(wc, "sub/.dsrepoignore", "local.*\n")
     write(wc, "sub/local.txt", "l")
     write(wc, "sub/shared.txt", "s")
-    listed = set(short_status(cli))
+    assert set(short_status(cli)) == {".dsrepoignore", "data/", "keep.tmp", "sub/"}
+    listed = set(short_status(cli, "-uall"))
     assert listed == {
         ".dsrepoignore",
         "data/a.csv",
@@ -553,7 +554,9 @@ def test_rm_and_mv(history: dict[str, str], wc: Path, cli: Cli) -> None:
     assert short_status(cli) == {"a.txt": "D "}
     cli("rm", "--cached", "d/b2.bin")
     assert (wc / "d/b2.bin").exists()
-    assert short_status(cli) == {"a.txt": "D ", "d/b2.bin": "??"}
+    # a folder of untracked files is one line (its staged deletion shows too, as in git)
+    assert short_status(cli) == {"a.txt": "D ", "d/b2.bin": "D ", "d/": "??"}
+    assert short_status(cli, "-uall") == {"a.txt": "D ", "d/b2.bin": "??"}
     cli("restore", "--staged", "d/b2.bin")
     cli("mv", "d/b2.bin", "moved.bin")
     assert not (wc / "d").exists()  # emptied folder pruned
@@ -861,7 +864,7 @@ def test_a_file_replaced_by_a_directory_and_back(wc: Path, cli: Cli) -> None:
     (wc / "d/inner.txt").unlink()
     (wc / "d").rmdir()
     write(wc, "d", "now a file")
-    assert short_status(cli) == {"x": " D", "x/y.txt": "??", "d/inner.txt": " D", "d": "??"}
+    assert short_status(cli) == {"x": " D", "x/": "??", "d/inner.txt": " D", "d": "??"}
     cli("add", ".")
     assert short_status(cli) == {"x": "D ", "x/y.txt": "A ", "d/inner.txt": "D ", "d": "A "}
     cli("commit", "-m", "swap kinds")

@@ -134,9 +134,10 @@ def test_sigkill_during_a_large_add_leaves_a_consistent_repository(
     monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "after@example.com")
     monkeypatch.setenv("DSREPO_CONFIG_GLOBAL", str(tmp_path / "gconfig"))
     with Repository.open(root) as repo:
-        st = repo.status()
+        st = repo.status(untracked="all")
         assert st.clean
         assert st.untracked == tuple(sorted(p for p in snapshot(root) if p.startswith("incoming/")))
+        assert repo.status().untracked == ("incoming/",)  # git's default: the folder, once
         shutil.rmtree(root / "incoming")
         (root / "after.txt").write_text("after the crash\n")
         repo.add("after.txt")

@@ -387,8 +387,9 @@ def test_racy_git_rule(repo: Repository, monkeypatch: pytest.MonkeyPatch, racy: 
     with index_lock(repo.dsdir).held():
         wt = repo.worktree
         e = wt.index.entries["r.txt"]
-        wt.index.entries["r.txt"] = dataclasses.replace(
-            e, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino
+        wt.index.set(dataclasses.replace(
+                e, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino
+            )
         )
         wt.index.save()
     index_time = stamp if racy else stamp + 10 * 10**9

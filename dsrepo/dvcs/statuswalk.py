@@ -1,0 +1,282 @@
+"""One pass over the working copy against the staging index: what ``status`` and ``commit -a``
+need, at the cost of one directory listing per directory and one ``lstat`` per tracked file.
+
+The walk follows the index's directories (its rows are sorted in component order, so the rows of
+a directory are one contiguous range): each directory is listed once, each tracked file found in
+the listing is ``lstat``-ed and compared with its row's stat (size, mtime, ctime, inode, kind),
+and no Python object is built for a file whose stat matches. What the listing holds beyond the
+index is untracked (unless ignored); an untracked directory is reported as one ``dir/`` line
+when it holds a file that is not ignored (git's default), or file by file (``untracked="all"``).
+Ignore rules are only consulted for untracked names: a tracked file stays tracked (git's rule).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat as statmod
+import threading
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsrepo.dvcs.ignore import IGNORE_FILE, DirectoryRules, IgnoreRules
+from dsrepo.dvcs.scan import ScanError, path_sort_key, scan
+from dsrepo.dvcs.stagingindex import StagingIndex
+from dsrepo.objects.kinds import EntryKind
+
+_FILE, _EXE, _LINK = int(EntryKind.FILE), int(EntryKind.EXECUTABLE), int(EntryKind.SYMLINK)
+
+
+class Untracked(enum.Enum):
+    """How ``status`` lists untracked files (git's ``--untracked-files``)."""
+
+    NO = "no"
+    NORMAL = "normal"
+    """An untracked folder as one ``dir/`` line."""
+    ALL = "all"
+
+
+@dataclass
+class WalkResult:
+    suspects: list[int] = field(default_factory=list)
+    """Rows whose file's stat differs from the index's, or is racily clean: hash them."""
+    deleted: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
+
+
+def _kind_of(mode: int) -> int | None:
+    if statmod.S_ISREG(mode):
+        return _EXE if mode & statmod.S_IXUSR else _FILE
+    if statmod.S_ISLNK(mode):
+        return _LINK
+    return None
+
+
+PARALLEL_MIN_ROWS = 100_000
+"""From this many tracked files on, a forked second process walks half of the folders (each
+process spends ~1.5 µs per ``lstat`` in Python: two cores halve the walk)."""
+
+# (folder, first row, end row, whether the folder is ignored)
+_Task = tuple[str, int, int, bool]
+
+
+def walk(
+    root: Path,
+    rules: IgnoreRules,
+    index: StagingIndex,
+    untracked: Untracked = Untracked.NORMAL,
+    sparse: Callable[[str], bool] | None = None,
+    *,
+    parallel: bool = True,
+) -> WalkResult:
+    """Compare the whole working copy with ``index``; see the module docstring."""
+    w = _Walker(root, rules, index, untracked, sparse)
+    n = len(w.paths)
+    if not (parallel and n >= PARALLEL_MIN_ROWS and _can_fork()):
+        w.visit("", 0, n, False, None)
+        return w.out
+    tasks: list[_Task] = []
+    w.visit("", 0, n, False, tasks)
+    for _ in range(64):  # open the biggest folders until the work splits evenly
+        if not tasks:
+            break
+        big = max(tasks, key=lambda t: t[2] - t[1])
+        if (big[2] - big[1]) * 4 <= sum(t[2] - t[1] for t in tasks):
+            break
+        tasks.remove(big)
+        w.visit(*big, tasks)
+    mine: list[_Task] = []
+    theirs: list[_Task] = []
+    for t in sorted(tasks, key=lambda t: t[1] - t[2]):  # biggest first, to the lighter side
+        lighter = (
+            mine if sum(x[2] - x[1] for x in mine) <= sum(x[2] - x[1] for x in theirs) else theirs
+        )
+        lighter.append(t)
+    return _fork_walk(w, mine, theirs)
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1 and (os.cpu_count() or 1) > 1
+
+
+def _fork_walk(w: _Walker, mine: list[_Task], theirs: list[_Task]) -> WalkResult:
+    """Walk ``theirs`` in a forked child and ``mine`` here; if the child fails in any way, walk
+    ``theirs`` here too (an error then surfaces from this process, with its message)."""
+    import msgpack
+
+    r, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            os.close(r)
+            child = w.fresh()
+            for t in theirs:
+                child.visit(*t, None)
+            data = memoryview(
+                msgpack.packb([child.out.suspects, child.out.deleted, child.out.untracked])
+            )
+            while data:
+                data = data[os.write(wfd, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    try:
+        for t in mine:
+            w.visit(*t, None)
+    finally:
+        with os.fdopen(r, "rb") as f:
+            raw = f.read()
+        _, status = os.waitpid(pid, 0)
+    if status == 0:
+        try:
+            suspects, deleted, untracked = msgpack.unpackb(raw)
+        except Exception:
+            status = -1
+    if status != 0:
+        for t in theirs:
+            w.visit(*t, None)
+        return w.out
+    w.out.suspects += suspects
+    w.out.deleted += deleted
+    w.out.untracked += untracked
+    return w.out
+
+
+class _Walker:
+    def __init__(
+        self,
+        root: Path,
+        rules: IgnoreRules,
+        index: StagingIndex,
+        untracked: Untracked,
+        sparse: Callable[[str], bool] | None,
+    ) -> None:
+        self.root, self.rules, self.index = root, rules, index
+        self.untracked, self.sparse = untracked, sparse
+        self.root_s = os.fspath(root)
+        self.paths = index.columns().paths
+        self.out = WalkResult()
+
+    def fresh(self) -> _Walker:
+        return _Walker(self.root, self.rules, self.index, self.untracked, self.sparse)
+
+    def gone(self, lo: int, hi: int) -> None:
+        sparse = self.sparse
+        if sparse is None:
+            self.out.deleted.extend(self.paths[lo:hi])
+        else:
+            self.out.deleted.extend(p for p in self.paths[lo:hi] if sparse(p))
+
+    def visit(self, rel: str, lo: int, hi: int, ignored: bool, defer: list[_Task] | None) -> None:
+        """Compare folder ``rel`` (index rows [lo, hi)); its tracked subfolders are visited
+        too, or appended to ``defer`` when given."""
+        abs_dir = f"{self.root_s}/{rel}" if rel else self.root_s
+        try:
+            with os.scandir(abs_dir) as it:
+                listing = {e.name: e for e in it}
+        except (FileNotFoundError, NotADirectoryError):
+            if not rel:
+                raise ScanError(f"cannot read directory {abs_dir}: not found") from None
+            self.gone(lo, hi)
+            return
+        except OSError as exc:
+            raise ScanError(f"cannot read directory {abs_dir}: {exc.strerror or exc}") from None
+        dir_rules: DirectoryRules | None = None
+        if not ignored and self.untracked is not Untracked.NO:
+            dir_rules = self.rules.enter_directory(rel, has_ignore_file=IGNORE_FILE in listing)
+        cols = self.index.columns()
+        paths, sizes, mtimes, ctimes = self.paths, cols.sizes, cols.mtimes, cols.ctimes
+        inos, modes = cols.inos, cols.modes
+        stamp = self.index.stamp_ns
+        suspects = self.out.suspects
+        pop = listing.pop
+        plen = len(rel) + 1 if rel else 0
+        i = lo
+        while i < hi:
+            p = paths[i]
+            slash = p.find("/", plen)
+            if slash < 0:  # a tracked file of this folder
+                e = pop(p[plen:], None)
+                if e is None:
+                    self.gone(i, i + 1)
+                elif e.is_dir(follow_symlinks=False):
+                    listing[e.name] = e  # a folder where a file was: untracked, below
+                    self.gone(i, i + 1)
+                else:
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        self.gone(i, i + 1)
+                        i += 1
+                        continue
+                    except OSError as exc:
+                        raise ScanError(f"cannot stat {p}: {exc.strerror or exc}") from None
+                    mt = st.st_mtime_ns
+                    if (
+                        mt != mtimes[i]
+                        or st.st_size != sizes[i]
+                        or st.st_ctime_ns != ctimes[i]
+                        or st.st_ino != inos[i]
+                        or st.st_mode != modes[i]
+                        or mt >= stamp
+                    ):
+                        suspects.append(i)  # the caller looks closer (kind, content)
+                i += 1
+            else:  # a tracked subfolder: rows [i, j)
+                sub = p[:slash]
+                j = bisect_left(paths, path_sort_key(sub) + b"\x01", i + 1, hi, key=path_sort_key)
+                name = p[plen:slash]
+                e = pop(name, None)
+                if e is not None and e.is_dir(follow_symlinks=False):
+                    sub_ignored = dir_rules is None or dir_rules.is_ignored(name, True)
+                    if defer is None:
+                        self.visit(sub, i, j, sub_ignored, None)
+                    else:
+                        defer.append((sub, i, j, sub_ignored))
+                else:
+                    if e is not None:
+                        listing[name] = e  # a file where a folder was: untracked, below
+                    self.gone(i, j)
+                i = j
+        if dir_rules is not None:
+            self._untracked(rel, listing, dir_rules)
+
+    def _untracked(
+        self, rel: str, listing: dict[str, os.DirEntry[str]], dir_rules: DirectoryRules
+    ) -> None:
+        found = self.out.untracked
+        for name in sorted(listing):
+            e = listing[name]
+            is_dir = e.is_dir(follow_symlinks=False)
+            if dir_rules.is_ignored(name, is_dir):
+                continue
+            path = f"{rel}/{name}" if rel else name
+            if not is_dir:
+                try:
+                    mode = e.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue
+                if _kind_of(mode) is not None:
+                    found.append(path)
+            elif self.untracked is Untracked.ALL:
+                found.extend(
+                    s.path for s in scan(self.root, self.rules, only=[f"/{_escape(path)}/"])
+                )
+            elif _holds_a_file(self.root, self.rules, path):
+                found.append(path + "/")
+
+
+def _holds_a_file(root: Path, rules: IgnoreRules, rel: str) -> bool:
+    """Whether the untracked folder ``rel`` holds a file that is not ignored (stops at the
+    first: git does not show a folder of ignored or no files)."""
+    for _ in scan(root, rules, only=[f"/{_escape(rel)}/"]):
+        return True
+    return False
+
+
+def _escape(path: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]!#\\ " else ch for ch in path)
