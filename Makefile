@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint format clean compile
+.PHONY: demo test bench bench-scale lint format clean compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: compile
 
 bench: compile
 	$(BIN)/python benchmarks/run.py bench-work
+
+# 300k and 1M small files, each step beside git (trees cached in bench-work/scale; not in `test`)
+bench-scale: compile
+	$(BIN)/python benchmarks/scale.py bench-work/scale
 
 lint: $(STAMP)
 	$(BIN)/ruff check dsrepo tests benchmarks
