@@ -41,6 +41,9 @@ from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
 
 _KINDS = tuple(EntryKind)
+_MAX_PENDING = 1 << 16
+"""Changes held as objects before new paths in order are appended to the columns: bounds the
+memory of a first ``add`` (which walks in column order)."""
 _LOOKUPS_BEFORE_DICT = 64
 """Lookups by bisection before a path → row dict is built (a dict costs ~80 ms at 1M rows)."""
 
@@ -118,6 +121,9 @@ class StagingIndex:
         self._pending: dict[str, IndexEntry | None] = {}
         self._rows: dict[str, int] | None = None
         self._lookups = 0
+        self._folders: set[str] | None = None
+        self._folder_checks = 0
+        self._flush_at = _MAX_PENDING
         self.trees: dict[str, tuple[ObjectId, int]] = {}
         """Directory ("" = root) → (tree id, total size) of the tree its staged entries make,
         for every directory none of whose entries changed since (git's cache-tree)."""
@@ -329,11 +335,49 @@ class StagingIndex:
     # ------------------------------------------------------------ changing
 
     def set(self, e: IndexEntry) -> None:
+        """Stage ``e``; a new path replaces what conflicts with it (git's rule): a staged file
+        where one of its folders is, and staged files below it when it was a folder."""
         old = self.get(e.path)
+        if old is None:
+            self._drop_conflicts(e.path)
         if old is None or old.recorded != e.recorded:
             self._invalidate(e.path)
         self._pending[e.path] = e
         self.dirty = True
+        if len(self._pending) >= self._flush_at and not self._flush(append_only=True):
+            self._flush_at *= 2  # not in order: merging now would cost O(rows) each time
+
+    def _drop_conflicts(self, path: str) -> None:
+        for d in parent_dirs(path):
+            if d and self.get(d) is not None:
+                self.remove(d)
+        if self._is_folder(path):
+            start, end = self.rows_under(path)
+            for p in self.paths()[start:end]:
+                if p != path:
+                    self.remove(p)
+        if self._folders is not None:
+            self._folders.update(d for d in parent_dirs(path) if d)
+
+    def _is_folder(self, path: str) -> bool:
+        """Whether the columns hold a path below ``path`` (pending changes cannot: every verb
+        saves, merging them, before the next one starts). Bisects for the first few asks, then
+        builds the set of folders (a superset after removals, which costs a look, no error)."""
+        paths = self._cols.paths
+        if not paths:
+            return False
+        if self._folders is None:
+            self._folder_checks += 1
+            if self._folder_checks <= _LOOKUPS_BEFORE_DICT:
+                key = path_sort_key(path) + b"\x00"
+                i = bisect_left(paths, key, key=path_sort_key)
+                return i < len(paths) and paths[i].startswith(path + "/")
+            folders = {p.rpartition("/")[0] for p in paths}
+            for d in list(folders):
+                folders.update(parent_dirs(d))
+            folders.discard("")
+            self._folders = folders
+        return path in self._folders
 
     def remove(self, path: str) -> None:
         if self.get(path) is not None:
@@ -345,6 +389,7 @@ class StagingIndex:
         """Make ``entries`` the whole content (the tree cache is dropped)."""
         self._cols = Columns()
         self._rows = None
+        self._folders = None
         self._pending = {e.path: e for e in entries}
         self.trees = {}
         self.dirty = True
@@ -359,14 +404,28 @@ class StagingIndex:
             for d in parent_dirs(path):
                 trees.pop(d, None)
 
-    def _flush(self) -> None:
-        """Merge the overlay into the sorted columns."""
+    def _flush(self, append_only: bool = False) -> bool:
+        """Merge the overlay into the sorted columns; with ``append_only``, only if every
+        change is a new path after the last row (returns whether the overlay was merged)."""
         if not self._pending:
-            return
+            return True
         pending = sorted(self._pending.items(), key=lambda kv: path_sort_key(kv[0]))
+        old = self._cols
+        if (not old.paths or path_sort_key(pending[0][0]) > path_sort_key(old.paths[-1])) and all(
+            e is not None for _, e in pending
+        ):  # new paths after every row (a first add walks in this order): append in place
+            self._pending = {}
+            rows = self._rows
+            for path, e in pending:
+                assert e is not None
+                if rows is not None:
+                    rows[path] = len(old.paths)
+                _append(old, e)
+            return True
+        if append_only:
+            return False
         self._pending = {}
         self._rows = None
-        old = self._cols
         new = Columns(manifests=dict(old.manifests))
         n = len(old.paths)
         pos = 0
@@ -387,6 +446,7 @@ class StagingIndex:
                 _append(new, e)
         _copy_rows(old, new, pos, n)
         self._cols = new
+        return True
 
 
 def _copy_rows(src: Columns, dst: Columns, start: int, end: int) -> None:

@@ -67,10 +67,14 @@ def write_index_tree(store: ObjectStore, index: StagingIndex) -> ObjectId:
     refused by fetch, clone and get, and reported by fsck."""
     trees = index.trees
     paths = index.columns().paths
+    absent = store.missing([tid for tid, _ in trees.values()])  # one batched lookup
+    if absent:
+        for d in [d for d, (tid, _) in trees.items() if tid in absent]:
+            del trees[d]
 
     def build(d: str, lo: int, hi: int) -> tuple[ObjectId, int]:
         cached = trees.get(d)
-        if cached is not None and store.has(cached[0]):
+        if cached is not None:
             return cached
         entries = []
         total = 0

@@ -93,6 +93,7 @@ class Worktree:
         self._hold = self._lock.hold_number()
         self.index = StagingIndex(repo.dsdir / "index")
         self._rules: IgnoreRules | None = None
+        self._valid_folders: set[str] = set()  # folders whose every name was checked
         self.sparse = sparse_matcher(repo)
         """Partial working copies (``clone --only``): paths outside are tracked but not on disk."""
 
@@ -268,10 +269,13 @@ class Worktree:
         old = self.index.get(s.path)
         if self._unchanged(old, s):
             return
-        for part in s.path.split("/"):
+        folder, _, name = s.path.rpartition("/")
+        parts = [name] if folder in self._valid_folders else s.path.split("/")
+        for part in parts:
             problem = name_problem(part)
             if problem:
                 raise PathError(f"cannot add {s.path!r}: {problem}")
+        self._valid_folders.add(folder)
         if s.kind == EntryKind.SYMLINK:  # checkout's rule: no version holds a bad link
             try:
                 check_link_target(s.path, os.readlink(self.root / s.path))
