@@ -122,6 +122,8 @@ class StagingIndex:
         self._rows: dict[str, int] | None = None
         self._lookups = 0
         self._folders: set[str] | None = None
+        self._fresh: set[str] = set()
+        """Paths set since the file was read (see _smudge_racy)."""
         self._folder_checks = 0
         self._flush_at = _MAX_PENDING
         self.trees: dict[str, tuple[ObjectId, int]] = {}
@@ -194,6 +196,7 @@ class StagingIndex:
         """Write the index, then its tree cache (each atomically)."""
         self._check_lock()
         self._flush()
+        self._smudge_racy()
         parts, digest = encode(self._cols)
         atomic_write(self.path, parts)
         st = os.stat(self.path)
@@ -203,6 +206,21 @@ class StagingIndex:
         self.dirty = False
         self.upgraded_from = None
         self.save_trees()
+
+    def _smudge_racy(self) -> None:
+        """Entries that were racily clean when the index was read (mtime not older than the
+        file) and that nobody re-hashed since would look clean once the new file's later mtime
+        is their reference: forget their mtime so the next status hashes them (git smudges them
+        the same way). Entries set since the read carry the stat of their own hashing."""
+        stamp = self.stamp_ns
+        if not stamp:
+            return
+        cols = self._cols
+        mtimes = cols.mtimes
+        for i in [i for i, m in enumerate(mtimes) if m >= stamp]:
+            if cols.paths[i] not in self._fresh:
+                mtimes[i] = 0
+        self._fresh.clear()
 
     def save_trees(self) -> None:
         """Write the tree cache alone (a commit changes it, not the entries), if it changed."""
@@ -344,6 +362,8 @@ class StagingIndex:
             self._invalidate(e.path)
         self._pending[e.path] = e
         self.dirty = True
+        if self.stamp_ns:
+            self._fresh.add(e.path)
         if len(self._pending) >= self._flush_at and not self._flush(append_only=True):
             self._flush_at *= 2  # not in order: merging now would cost O(rows) each time
 

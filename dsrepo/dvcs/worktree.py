@@ -201,6 +201,7 @@ class Worktree:
         a directory, the ignored files in it)."""
         from dsrepo.dvcs.pathglobs import split_pathspecs
 
+        self._rules = None  # .dsrepoignore files may have changed since the last call
         base = cwd or Path.cwd()
         literal, patterns = split_pathspecs(self.root, base, user_paths)
         prefixes = self.relpaths(literal, cwd)
@@ -414,6 +415,7 @@ class Worktree:
     ) -> tuple[list[str], list[str], list[str]]:
         """(modified, deleted, untracked) of the whole working copy against the index; an
         untracked folder is one ``dir/`` entry unless ``untracked`` is ALL."""
+        self._rules = None  # .dsrepoignore files may have changed since the last call
         found = walk(self.root, self.rules, self.index, untracked, self.sparse)
         modified: list[str] = []
         refreshed = False
