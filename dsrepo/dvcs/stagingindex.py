@@ -121,10 +121,8 @@ class StagingIndex:
         self._pending: dict[str, IndexEntry | None] = {}
         self._rows: dict[str, int] | None = None
         self._lookups = 0
-        self._folders: set[str] | None = None
         self._fresh: set[str] = set()
         """Paths set since the file was read (see _smudge_racy)."""
-        self._folder_checks = 0
         self._flush_at = _MAX_PENDING
         self.trees: dict[str, tuple[ObjectId, int]] = {}
         """Directory ("" = root) → (tree id, total size) of the tree its staged entries make,
@@ -368,36 +366,29 @@ class StagingIndex:
             self._flush_at *= 2  # not in order: merging now would cost O(rows) each time
 
     def _drop_conflicts(self, path: str) -> None:
-        for d in parent_dirs(path):
-            if d and self.get(d) is not None:
+        for d in parent_dirs(path):  # a file staged since the last merge of the overlay
+            if d and self._pending.get(d) is not None:
                 self.remove(d)
-        if self._is_folder(path):
+        paths = self._cols.paths
+        if not paths:
+            return
+        # In component order a staged file sorts right before the paths below it, and the
+        # paths below ``path`` right after it: one bisection finds both conflicts (none when
+        # the new path comes after every row, as in a first add).
+        key = path_sort_key(path)
+        pos = (
+            len(paths)
+            if key > path_sort_key(paths[-1])
+            else bisect_left(paths, key, key=path_sort_key)
+        )
+        before = paths[pos - 1] if pos else ""
+        if before and path.startswith(before + "/") and self.get(before) is not None:
+            self.remove(before)
+        if pos < len(paths) and paths[pos].startswith(path + "/"):
             start, end = self.rows_under(path)
             for p in self.paths()[start:end]:
                 if p != path:
                     self.remove(p)
-        if self._folders is not None:
-            self._folders.update(d for d in parent_dirs(path) if d)
-
-    def _is_folder(self, path: str) -> bool:
-        """Whether the columns hold a path below ``path`` (pending changes cannot: every verb
-        saves, merging them, before the next one starts). Bisects for the first few asks, then
-        builds the set of folders (a superset after removals, which costs a look, no error)."""
-        paths = self._cols.paths
-        if not paths:
-            return False
-        if self._folders is None:
-            self._folder_checks += 1
-            if self._folder_checks <= _LOOKUPS_BEFORE_DICT:
-                key = path_sort_key(path) + b"\x00"
-                i = bisect_left(paths, key, key=path_sort_key)
-                return i < len(paths) and paths[i].startswith(path + "/")
-            folders = {p.rpartition("/")[0] for p in paths}
-            for d in list(folders):
-                folders.update(parent_dirs(d))
-            folders.discard("")
-            self._folders = folders
-        return path in self._folders
 
     def remove(self, path: str) -> None:
         if self.get(path) is not None:
@@ -409,7 +400,6 @@ class StagingIndex:
         """Make ``entries`` the whole content (the tree cache is dropped)."""
         self._cols = Columns()
         self._rows = None
-        self._folders = None
         self._pending = {e.path: e for e in entries}
         self.trees = {}
         self.dirty = True
