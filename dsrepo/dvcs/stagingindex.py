@@ -121,6 +121,8 @@ class StagingIndex:
         self._pending: dict[str, IndexEntry | None] = {}
         self._rows: dict[str, int] | None = None
         self._lookups = 0
+        self._pending_dirs: set[str] = set()
+        """The folders of the paths set in the overlay (a superset after removals)."""
         self._fresh: set[str] = set()
         """Paths set since the file was read (see _smudge_racy)."""
         self._flush_at = _MAX_PENDING
@@ -359,6 +361,7 @@ class StagingIndex:
         if old is None or old.recorded != e.recorded:
             self._invalidate(e.path)
         self._pending[e.path] = e
+        self._pending_dirs.update(parent_dirs(e.path))
         self.dirty = True
         if self.stamp_ns:
             self._fresh.add(e.path)
@@ -366,9 +369,14 @@ class StagingIndex:
             self._flush_at *= 2  # not in order: merging now would cost O(rows) each time
 
     def _drop_conflicts(self, path: str) -> None:
-        for d in parent_dirs(path):  # a file staged since the last merge of the overlay
+        # first the overlay: a file staged at a folder of ``path``, or paths below ``path``
+        for d in parent_dirs(path):
             if d and self._pending.get(d) is not None:
                 self.remove(d)
+        if path in self._pending_dirs:
+            below = path + "/"
+            for p in [p for p, e in self._pending.items() if e is not None and p.startswith(below)]:
+                self.remove(p)
         paths = self._cols.paths
         if not paths:
             return
@@ -400,7 +408,11 @@ class StagingIndex:
         """Make ``entries`` the whole content (the tree cache is dropped)."""
         self._cols = Columns()
         self._rows = None
-        self._pending = {e.path: e for e in entries}
+        self._pending = {}
+        self._pending_dirs = set()
+        for e in entries:
+            self._pending[e.path] = e
+            self._pending_dirs.update(parent_dirs(e.path))
         self.trees = {}
         self.dirty = True
 
@@ -425,6 +437,7 @@ class StagingIndex:
             e is not None for _, e in pending
         ):  # new paths after every row (a first add walks in this order): append in place
             self._pending = {}
+            self._pending_dirs = set()
             rows = self._rows
             for path, e in pending:
                 assert e is not None
@@ -435,6 +448,7 @@ class StagingIndex:
         if append_only:
             return False
         self._pending = {}
+        self._pending_dirs = set()
         self._rows = None
         new = Columns(manifests=dict(old.manifests))
         n = len(old.paths)
