@@ -282,6 +282,9 @@ class StagingIndex:
 
     def _row(self, path: str) -> int | None:
         if self._rows is None:
+            paths = self._cols.paths
+            if not paths or path_sort_key(path) > path_sort_key(paths[-1]):
+                return None  # after every row: what a first add asks about, no dict needed
             self._lookups += 1
             if self._lookups <= _LOOKUPS_BEFORE_DICT:
                 paths = self._cols.paths
