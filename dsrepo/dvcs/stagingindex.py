@@ -413,9 +413,11 @@ class StagingIndex:
         self._rows = None
         self._pending = {}
         self._pending_dirs = set()
-        for e in entries:
+        for e in entries:  # the caller vouches for their stat, as for set()
             self._pending[e.path] = e
             self._pending_dirs.update(parent_dirs(e.path))
+            if self.stamp_ns:
+                self._fresh.add(e.path)
         self.trees = {}
         self.dirty = True
 
