@@ -364,18 +364,28 @@ class StagingIndex:
         if old is None or old.recorded != e.recorded:
             self._invalidate(e.path)
         self._pending[e.path] = e
-        self._pending_dirs.update(parent_dirs(e.path))
+        self._note_folders(e.path)
         self.dirty = True
         if self.stamp_ns:
             self._fresh.add(e.path)
         if len(self._pending) >= self._flush_at and not self._flush(append_only=True):
             self._flush_at *= 2  # not in order: merging now would cost O(rows) each time
 
+    def _note_folders(self, path: str) -> None:
+        folders = self._pending_dirs
+        d = path.rpartition("/")[0]
+        while d and d not in folders:  # its parents are in already when it is
+            folders.add(d)
+            d = d.rpartition("/")[0]
+
     def _drop_conflicts(self, path: str) -> None:
         # first the overlay: a file staged at a folder of ``path``, or paths below ``path``
-        for d in parent_dirs(path):
-            if d and self._pending.get(d) is not None:
+        pending = self._pending
+        d = path.rpartition("/")[0]
+        while d:
+            if pending.get(d) is not None:
                 self.remove(d)
+            d = d.rpartition("/")[0]
         if path in self._pending_dirs:
             below = path + "/"
             for p in [p for p, e in self._pending.items() if e is not None and p.startswith(below)]:
@@ -415,7 +425,7 @@ class StagingIndex:
         self._pending_dirs = set()
         for e in entries:  # the caller vouches for their stat, as for set()
             self._pending[e.path] = e
-            self._pending_dirs.update(parent_dirs(e.path))
+            self._note_folders(e.path)
             if self.stamp_ns:
                 self._fresh.add(e.path)
         self.trees = {}
