@@ -403,3 +403,34 @@ def print_report(rep: Report, header: dict[str, Any]) -> None:
         print(f"{len(rep.errors)} step(s) crashed:")
         for e in rep.errors:
             print(f"  - {e}")
+
+
+def dsrepo_exe() -> str:
+    explicit = os.environ.get("DSREPO")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "dsrepo"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("dsrepo")
+    if found is None:
+        raise SystemExit("dsrepo executable not found (set DSREPO=/path/to/dsrepo)")
+    return found
+
+
+def git_commit() -> str:
+    try:
+        r = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return r.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

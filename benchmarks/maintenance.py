@@ -15,6 +15,7 @@ from common import (
     Row,
     Sizes,
     bench_env,
+    dsrepo_exe,
     du,
     fmt_mib,
     fmt_s,
@@ -23,7 +24,6 @@ from common import (
     rmtree,
     verdict,
 )
-from porcelain import dsrepo_exe
 
 COMMITS = 10
 FILE_BYTES = 16 << 10

@@ -4,10 +4,8 @@ C) the reference: ``git add -A && git commit`` of the same data."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from common import (
     Step,
     bench_env,
     count_files,
+    dsrepo_exe,
     du,
     fmt_s,
     load_workload,
@@ -30,19 +29,6 @@ from common import (
     verdict,
     warm,
 )
-
-
-def dsrepo_exe() -> str:
-    explicit = os.environ.get("DSREPO")
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "dsrepo"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("dsrepo")
-    if found is None:
-        raise SystemExit("dsrepo executable not found (set DSREPO=/path/to/dsrepo)")
-    return found
 
 
 def median(xs: list[float]) -> float:

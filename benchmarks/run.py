@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -47,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the modules beside this script (python puts it first, unless -P)
     sys.path.insert(0, str(HERE))
 
-from common import FULL, REPO_ROOT, SMOKE, Report, print_report  # noqa: E402
+from common import FULL, SMOKE, Report, git_commit, print_report  # noqa: E402
 from maintenance import section_maintenance  # noqa: E402
 from porcelain import section_porcelain  # noqa: E402
 from reading import section_reading  # noqa: E402
@@ -56,24 +55,6 @@ from serving import section_serving  # noqa: E402
 from store import section_store  # noqa: E402
 
 SECTIONS = ("store", "porcelain", "git", "remotes", "gc", "reading", "serve")
-
-
-def git_commit() -> str:
-    try:
-        r = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return r.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str]) -> int:

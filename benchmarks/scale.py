@@ -42,8 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common import dsrepo_exe, git_commit
+
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
 
 TIME = "/usr/bin/time"
 PER_FOLDER = 100
@@ -75,19 +76,6 @@ def size_label(n: int) -> str:
     if n % 1000 == 0:
         return f"{n // 1000}k"
     return str(n)
-
-
-def dsrepo_exe() -> str:
-    explicit = os.environ.get("DSREPO")
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "dsrepo"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("dsrepo")
-    if found is None:
-        raise SystemExit("dsrepo executable not found (set DSREPO=/path/to/dsrepo)")
-    return found
 
 
 def rel(k: int, i: int) -> str:
@@ -591,24 +579,6 @@ def markdown(headers: list[str], rows: list[list[str]]) -> list[str]:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     return [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
-
-
-def git_commit() -> str:
-    try:
-        r = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return r.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def pressure() -> str:

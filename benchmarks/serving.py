@@ -24,13 +24,13 @@ from common import (
     Row,
     Sizes,
     bench_env,
+    dsrepo_exe,
     fmt_mib,
     progress,
     record_step,
     rmtree,
     verdict,
 )
-from porcelain import dsrepo_exe
 
 CLONES = 16
 PUSHERS = 4
