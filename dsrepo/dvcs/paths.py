@@ -3,27 +3,15 @@
 Entry names
 -----------
 :func:`validate_entry_name` accepts one path component. A name is rejected (:class:`UnsafePath`)
-when, checked in this order:
-
-1. it is empty, ``.`` or ``..``, or contains ``/``, ``\\`` or NUL;
-2. it contains a lone surrogate (a file name that is not valid UTF-8: trees store UTF-8);
-3. it is *reserved* (:func:`is_reserved_name`), i.e. some filesystem might open it as the
-   repository directory ``.dsrepo``, or it folds to nothing, ``.`` or ``..``.
-
-The reserved check works on ``fold(name)``, close to Unicode's NFKC_Casefold:
-remove every Default_Ignorable_Code_Point (U+00AD, U+200B..U+200F, U+202A..U+202E, U+2060..U+206F,
-U+FEFF, variation selectors, tags... the full Unicode 15 list below; HFS+ drops these when comparing
-names), apply NFKC, drop ignorables again, ``str.casefold``, NFKC again, drop ignorables again.
-The name is reserved when the folded name
-
-- with trailing dots and spaces stripped (Win32 strips them: ``.dsrepo.`` opens ``.dsrepo`` on
-  NTFS) is ``.dsrepo`` (``.DSREPO``, ``.dsrepo\\u200c``, ``\\ufeff.dsrepo``, fullwidth
-  ``.\\uff44srepo``...) or ``dsrepo~N`` for a digit N (the NTFS 8.3 short name of ``.dsrepo``);
-- or starts with ``.dsrepo:`` (an NTFS alternate data stream of ``.dsrepo``);
-- or is empty, ``.`` or ``..`` (``"\\u200b"``, ``".\\u200d."``).
-
-Canonically different letters are different names: ``.dsrep\\u00f8`` (ø) is fine, so is
-``.dsrepo\\u0301`` (the accent composes with the ``o`` into ``ó``) and ``.dsrepos``. The rule is
+when, checked in this order, it is empty, ``.`` or ``..``, or contains ``/``, ``\\`` or NUL; it
+contains a lone surrogate (a file name that is not valid UTF-8: trees store UTF-8); or it is
+*reserved* (:func:`is_reserved_name`, :mod:`dsrepo.objects.names`): some filesystem might open it
+as the repository directory ``.dsrepo`` (``.DSREPO``, ``.dsrepo\\u200c``, ``\\ufeff.dsrepo``,
+fullwidth ``.\\uff44srepo``, ``.dsrepo.`` which Win32 strips, the 8.3 name ``dsrepo~1``, the NTFS
+stream ``.dsrepo:x``), or it folds to nothing, ``.`` or ``..`` (``"\\u200b"``). Folding is close to
+Unicode's NFKC_Casefold with every Default_Ignorable_Code_Point removed (HFS+ drops these when
+comparing names). Canonically different letters are different names: ``.dsrep\\u00f8`` (ø) is
+fine, so is ``.dsrepo\\u0301`` (the accent composes with the ``o``) and ``.dsrepos``. The rule is
 deliberately stricter than any one filesystem: a tree is meant to check out safely everywhere.
 """
 
@@ -31,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import posixpath
 import re
@@ -77,8 +66,14 @@ LINK_TARGET_MAX = 4095
 """The longest symlink target POSIX systems store (``PATH_MAX`` minus the NUL)."""
 
 
+_TEMP_SALT, _temp_counter = secrets.token_hex(3), itertools.count(secrets.randbelow(1 << 24))
+_pid = [os.getpid()]  # cached, and refreshed in a forked child
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
 def _temp_name(kind: str = "") -> str:
-    return f"{TEMP_PREFIX}{kind}{os.getpid()}-{secrets.token_hex(6)}"
+    # the pid, then 12 hex digits: a random salt per process and a counter (no getrandom per file)
+    return f"{TEMP_PREFIX}{kind}{_pid[0]}-{_TEMP_SALT}{next(_temp_counter) & 0xFFFFFF:06x}"
 
 
 def is_stale_temp(name: str) -> bool:
@@ -169,13 +164,13 @@ def user_path_to_relpath(worktree_root: Path, cwd: Path, user_path: str) -> str:
 
 def _current_umask() -> int:
     """The process umask, read without changing it when the platform allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
+    with (
+        contextlib.suppress(OSError, ValueError, IndexError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as f,
+    ):
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     old = os.umask(0o022)
     os.umask(old)
     return old
@@ -184,6 +179,7 @@ def _current_umask() -> int:
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC
 _O_DIR_NOFOLLOW = _O_DIR | os.O_NOFOLLOW
+_O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC
 
 
 class SafeWriter:
@@ -203,12 +199,11 @@ class SafeWriter:
     with the usual umask 022), always keeping the owner's read/write (and execute for executables)
     bits. ``durable=True`` fsyncs each file and its directory; checkout skips that by default.
 
-    Given the content id and size a file must have, :meth:`write_file` hashes the bytes (plain
-    BLAKE3) as they stream to the temp file and renames it into place only if both match; else
-    the temp file is removed and :class:`~dsrepo.objects.errors.CorruptObject` names the path and
-    both ids. A killed writer cannot remove its temp file: the first time a writer writes into a
-    directory it deletes the temp files there whose process is gone (:func:`is_stale_temp`: only
-    this class's own names, never a live process's), so a re-run leaves no trace of the crash.
+    Given a content id and size, :meth:`write_file` hashes the bytes (plain BLAKE3) as they
+    stream and renames the temp file into place only if both match; else it is removed and
+    :class:`~dsrepo.objects.errors.CorruptObject` names the path and both ids. The first time a
+    writer opens a directory it deletes the temp files there whose process is gone (only this
+    class's names, :func:`is_stale_temp`), so a re-run leaves no trace of a killed one.
     """
 
     def __init__(self, root: Path, *, durable: bool = False) -> None:
@@ -292,9 +287,7 @@ class SafeWriter:
         (``""``: the root itself); returns how many. A missing directory is not an error."""
         if reldir in self._swept:
             return 0
-        if reldir:
-            validate_relpath(reldir)
-        parts = [*reldir.split("/"), "."] if reldir else ["."]
+        parts = [*validate_relpath(reldir).split("/"), "."] if reldir else ["."]
         try:
             dir_fd = self._open_parent(reldir or ".", parts, create=False)
         except (OSError, UnsafePath):
@@ -309,6 +302,19 @@ class SafeWriter:
 
     # -- public operations -------------------------------------------------------------------
 
+    def open_parent(self, relpath: str) -> int:
+        """The directory of ``relpath`` (validated), made if missing, reached never through a
+        symlink, swept; :meth:`write_at` writes its files into it. The caller closes it."""
+        validate_relpath(relpath)
+        dir_fd = self._open_parent(relpath, relpath.split("/"), create=True)
+        assert dir_fd is not None
+        try:
+            self._sweep_once(dir_fd, relpath.rpartition("/")[0])
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        return dir_fd
+
     def write_file(
         self,
         relpath: str,
@@ -318,49 +324,70 @@ class SafeWriter:
         content_id: bytes | None = None,
         size: int | None = None,
     ) -> os.stat_result:
-        """Write ``chunks`` to ``relpath`` atomically; return the written file's lstat.
+        """Write ``chunks`` to ``relpath`` atomically; return the written file's lstat. With
+        ``content_id``/``size``, only bytes hashing to it, that many (else CorruptObject)."""
+        dir_fd = self.open_parent(relpath)
+        try:
+            st = self.write_at(
+                dir_fd, relpath, chunks, executable, content_id=content_id, size=size
+            )
+            assert st is not None
+            return st
+        finally:
+            os.close(dir_fd)
 
-        With ``content_id``/``size``, the file is renamed into place only if its bytes hash to
-        ``content_id`` and number ``size``; otherwise CorruptObject and nothing is written."""
-        validate_relpath(relpath)
-        parts = relpath.split("/")
-        name = parts[-1]
-        dir_fd = self._open_parent(relpath, parts, create=True)
-        assert dir_fd is not None
+    def write_at(
+        self,
+        dir_fd: int,
+        relpath: str,
+        chunks: Iterable[bytes],
+        executable: bool,
+        *,
+        content_id: bytes | None = None,
+        size: int | None = None,
+        stat_after: bool = True,
+    ) -> os.stat_result | None:
+        """:meth:`write_file` into ``dir_fd`` (:meth:`open_parent` of a file of ``relpath``'s
+        directory; its last name valid); the lstat only with ``stat_after``."""
+        name = relpath.rpartition("/")[2]
         tmp: str | None = None
         fd = -1
         try:
-            self._sweep_once(dir_fd, relpath.rpartition("/")[0])
-            self._clear_directory(dir_fd, name, relpath)
             mode = self._exec_mode if executable else self._file_mode
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC
-            tmp, fd = self._create_temp(dir_fd, flags, mode)
+            tmp, fd = self._create_temp(dir_fd, _O_NEW_FILE, mode)
             if self._modes_need_chmod:
                 os.fchmod(fd, mode)
             hasher = blake3() if content_id is not None or size is not None else None
             written = 0
             for chunk in chunks:
-                view = memoryview(chunk)
                 if hasher is not None:
-                    hasher.update(view)
-                    written += len(view)
-                while view:
-                    view = view[os.write(fd, view) :]
+                    hasher.update(chunk)
+                    written += len(chunk)
+                n = os.write(fd, chunk)
+                if n < len(chunk):  # a short write: the rest, piece by piece
+                    view = memoryview(chunk)[n:]
+                    while view:
+                        view = view[os.write(fd, view) :]
             if hasher is not None:
                 _check_content(relpath, hasher.digest(), written, content_id, size)
             self._fsync_fd(fd)
             os.close(fd)
             fd = -1
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            try:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except OSError as exc:  # a directory in the way: removed if empty, else refused
+                if exc.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                self._clear_directory(dir_fd, name, relpath)
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             tmp = None
             self._fsync_fd(dir_fd)
-            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False) if stat_after else None
         finally:
             if fd >= 0:
                 os.close(fd)
             if tmp is not None:
                 _unlink_quietly(tmp, dir_fd)
-            os.close(dir_fd)
 
     def _create_temp(self, dir_fd: int, flags: int, mode: int) -> tuple[str, int]:
         for _ in range(100):
@@ -375,23 +402,18 @@ class SafeWriter:
         self, relpath: str, target: str, allow_outside: bool = False
     ) -> os.stat_result:
         """Create (or atomically replace) the symlink ``relpath -> target``; return its lstat.
-
-        Unless ``allow_outside``, refuses a target that is absolute, that escapes the root when
-        resolved lexically from the link's directory, that points into ``.dsrepo``, or that has
-        ``..`` after a normal component (``a/../b``): lexical resolution of ``a/..`` is only right
-        when ``a`` is not itself a symlink, so such targets could escape through another link.
-        With only leading ``..`` and parents that are real directories (which this class
-        guarantees), resolution stays inside the working copy even through other checked links.
+        Unless ``allow_outside``, refuses a target that is absolute, escapes the root resolved
+        lexically from the link's directory, points into ``.dsrepo``, or has ``..`` after a
+        normal component (``a/../b``: lexical resolution of ``a/..`` is right only when ``a`` is
+        no symlink, so it could escape through another link). With only leading ``..`` and real
+        directories as parents (as this class makes them), it stays inside through checked links.
         """
         validate_relpath(relpath)
         check_link_target(relpath, target, allow_outside=allow_outside)
-        parts = relpath.split("/")
-        name = parts[-1]
-        dir_fd = self._open_parent(relpath, parts, create=True)
-        assert dir_fd is not None
+        name = relpath.rpartition("/")[2]
+        dir_fd = self.open_parent(relpath)
         tmp: str | None = None
         try:
-            self._sweep_once(dir_fd, relpath.rpartition("/")[0])
             self._clear_directory(dir_fd, name, relpath)
             for _ in range(100):
                 tmp = _temp_name()

@@ -44,7 +44,8 @@ def read_small(
 
 
 def _read_batch(store: ObjectStore, batch: list[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
-    locs = store.index.lookup_many([e.id for e in batch])
+    # in id order: the location index is a B-tree on the id, so neighbouring probes share pages
+    locs = store.index.lookup_many(sorted({e.id for e in batch}))
     by_pack: dict[str, list[tuple[ObjectId, Location]]] = {}
     for oid, loc in locs.items():
         by_pack.setdefault(loc.pack, []).append((ObjectId(oid), loc))

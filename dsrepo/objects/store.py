@@ -104,11 +104,20 @@ class ObjectStore:
         self._cache: OrderedDict[ObjectId, Structured] = OrderedDict()
         self._cache_lock = threading.Lock()
         """Guards the cache only; never held while calling out (the write buffer has its own)."""
-        self._codec = ObjectCodec()
+        self._codecs = threading.local()
         self._heal_lock = threading.Lock()
         self._healed: int | None = None
         self._rebuilt: int | None = None
         """The cache generation the last heal / rebuild left (each runs once per generation)."""
+
+    @property
+    def _codec(self) -> ObjectCodec:
+        """This thread's codec: a zstd context must not serve two threads at once (it returns
+        wrong bytes), and copies verify on several threads."""
+        codec: ObjectCodec | None = getattr(self._codecs, "codec", None)
+        if codec is None:
+            codec = self._codecs.codec = ObjectCodec()
+        return codec
 
     @property
     def pack_target(self) -> int:

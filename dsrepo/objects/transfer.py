@@ -9,8 +9,9 @@ module only moves a set of ids from ``src`` to ``dst`` as cheaply as their packs
   1 MiB, spans up to 16 MiB), and written into new packs by the destination's pack writers.
 
 Every object is verified by its id exactly once, on the way in (:meth:`ObjectStore.put_stored`,
-:meth:`ObjectStore.adopt_pack`). Reads run on a pool of ``jobs`` threads with a bound on the
-bytes in flight, so memory does not follow the data size. The destination is flushed at the
+:meth:`ObjectStore.adopt_pack`). Reading and verifying run on a pool of ``jobs`` threads (each
+with its own zstd contexts), overlapping the destination's pack writers, with a bound on the bytes
+in flight, so memory does not follow the data size. The destination is flushed at the
 end: when :func:`copy_objects` returns, every copied object is durable in ``dst`` and a ref may
 name it; if it raises, nothing unflushed is kept.
 
@@ -26,7 +27,7 @@ doomed one (such a pack would be one write from deletion).
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -194,7 +195,9 @@ class _Copy:
             )
 
     def _run(self, plan: list[_Job], whole: dict[str, int]) -> list[tuple[ObjectId, Location]]:
-        """Run the jobs; returns the members of jobs whose pack was gone."""
+        """Run the jobs; returns the members of jobs whose pack was gone. Each job is read,
+        verified and handed to ``dst``'s pack writers on a pool thread (hashing and zstd release
+        the GIL, so verifying overlaps reading and writing); this thread keeps the count."""
         gone: list[tuple[ObjectId, Location]] = []
 
         def size(job: _Job) -> int:
@@ -202,31 +205,19 @@ class _Copy:
 
         self.total += sum(size(j) for j in plan)
 
-        def store(job: _Job, got: _Read) -> None:
-            pack, start, _, members = job
-            if got is None:
-                gone.extend(members)
-            elif got[0] is not None:
-                pack_class, entries = got[0]
-                data = got[1]
-                self.dst.adopt_pack(pack, pack_class, entries, data, f"{self.where} pack {pack}")
-                self.stats.objects += len(entries)
-                self.stats.bytes += len(data)
+        def record(job: _Job, stored: tuple[int, int] | None) -> None:
+            if stored is None:
+                gone.extend(job[3])
             else:
-                data = got[1]
-                for oid, loc in members:
-                    piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
-                    self.dst.put_stored(
-                        oid, loc.type, piece, loc.raw_size, loc.flags, f"{self.where} pack {pack}"
-                    )
-                    self.stats.objects += 1
-                    self.stats.bytes += loc.stored_size
+                self.stats.objects += stored[0]
+                self.stats.bytes += stored[1]
             self.done += size(job)
             if self.progress:
                 self.progress(self.done, self.total)
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dsrepo-copy") as pool:
-            window: list[tuple[_Job, int, Future[_Read]]] = []
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="dsrepo-copy")
+        try:
+            window: deque[tuple[_Job, int, Future[tuple[int, int] | None]]] = deque()
             in_flight = 0
             for job in plan:
                 n = size(job)
@@ -234,14 +225,36 @@ class _Copy:
                 while window and (
                     len(window) >= 2 * self.jobs or in_flight + n > MAX_IN_FLIGHT_BYTES
                 ):
-                    first, first_size, fut = window.pop(0)
-                    store(first, fut.result())
+                    first, first_size, fut = window.popleft()
+                    record(first, fut.result())
                     in_flight -= first_size
-                window.append((job, n, pool.submit(_read_job, self.src, job)))
+                window.append((job, n, pool.submit(self._copy_job, job)))
                 in_flight += n
             for job, _, fut in window:
-                store(job, fut.result())
+                record(job, fut.result())
+        finally:  # on an error: jobs not started never start, running ones end before we return
+            pool.shutdown(wait=True, cancel_futures=True)
         return gone
+
+    def _copy_job(self, job: _Job) -> tuple[int, int] | None:
+        """Read one job, verify every object and buffer it in ``dst`` (on a pool thread): the
+        (objects, bytes) stored, or None when the source pack is gone."""
+        got = _read_job(self.src, job)
+        if got is None:
+            return None
+        pack, start, _, members = job
+        where = f"{self.where} pack {pack}"
+        if got[0] is not None:
+            pack_class, entries = got[0]
+            self.dst.adopt_pack(pack, pack_class, entries, got[1], where)
+            return len(entries), len(got[1])
+        data = got[1]
+        nbytes = 0
+        for oid, loc in members:
+            piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
+            self.dst.put_stored(oid, loc.type, piece, loc.raw_size, loc.flags, where)
+            nbytes += loc.stored_size
+        return len(members), nbytes
 
     def flush(self, locate: _Locate) -> None:
         """Flush ``dst``. A pack that came out named like an avoided one (the same objects in

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from dsrepo import Repository
-from dsrepo.dvcs import checkout as checkout_mod
-from dsrepo.dvcs import opstate
+from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, StateError, WouldOverwrite
 from dsrepo.dvcs.paths import TEMP_PREFIX, SafeWriter, is_stale_temp
 from dsrepo.errors import DsrepoError
@@ -257,7 +256,7 @@ class Interrupt:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, after: int) -> None:
         self.left = after
-        real = checkout_mod._write_entry
+        real = writebatch.write_entry
 
         def write_entry(*args: Any, **kwargs: Any) -> Any:
             if self.left == 0:
@@ -265,12 +264,12 @@ class Interrupt:
             self.left -= 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(checkout_mod, "_write_entry", write_entry)
+        monkeypatch.setattr(writebatch, "write_entry", write_entry)
         self.restore = (monkeypatch, real)
 
     def undo(self) -> None:
         monkeypatch, real = self.restore
-        monkeypatch.setattr(checkout_mod, "_write_entry", real)
+        monkeypatch.setattr(writebatch, "write_entry", real)
 
 
 @pytest.fixture
