@@ -32,6 +32,7 @@ from dsrepo.dvcs.preflight import prefetch as prefetch
 from dsrepo.dvcs.preflight import preflight
 from dsrepo.dvcs.refnames import HEADS, branch_ref, refname_problem, tag_ref
 from dsrepo.dvcs.revisions import resolve_commit, unreachable_from_refs
+from dsrepo.dvcs.scan import path_sort_key
 from dsrepo.dvcs.worktree import IndexEntry, StagingIndex, Worktree, hash_file
 from dsrepo.objects.errors import CorruptObject
 from dsrepo.objects.ids import ObjectId
@@ -65,9 +66,9 @@ def _write_entries(
     *,
     stat: bool = True,
 ) -> Iterator[tuple[str, TreeEntry, os.stat_result | None]]:
-    """Write every (path, entry), sorted by path; yield what was written, in order (with its
-    lstat, unless not ``stat``): single-chunk contents read in batches while writer threads
-    write them, large files streamed (:mod:`dsrepo.dvcs.writebatch`)."""
+    """Write every (path, entry), a directory's files together; yield what was written, in order
+    (with its lstat, unless not ``stat``): single-chunk contents read in batches and written
+    through one descriptor per directory, large files streamed (:mod:`dsrepo.dvcs.writebatch`)."""
     return writebatch.write_entries(repo.store, writer, items, allow_outside_links, stat=stat)
 
 
@@ -107,7 +108,8 @@ def materialize_into(
     ``force``; other files in ``into`` are left alone.
     """
     cid = resolve_commit(repo, rev)
-    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match_only(only)(p)}
+    match = match_only(only)  # compiled once, not once per path
+    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match(p)}
     if only and not files:
         raise PathError(f"--only {' '.join(only)} matches no file in {rev}")
     into = into.absolute()
@@ -325,7 +327,8 @@ def apply_files(
     carried = dirty - touched
     to_write = [
         (p, e)
-        for p, e in sorted(new_files.items())
+        # in index order: into an empty index (clone) each entry is appended, no overlay grows
+        for p, e in sorted(new_files.items(), key=lambda pe: path_sort_key(pe[0]))
         if p not in carried
         and p not in settled
         and (force or p in touched or p not in index.entries or not os.path.lexists(wt.root / p))
@@ -356,7 +359,7 @@ def apply_files(
                 pass
             index.remove(p)
         total = sum(e.size for _, e in to_write)
-        for p, _e in to_write:
+        for p in _present(wt.root, [p for p, _ in to_write]):
             full = wt.root / p
             if _is_real_dir(full):
                 _remove_tree_if_untracked_free(full)
@@ -393,6 +396,21 @@ def apply_files(
             opstate.finish(repo.dsdir)
         raise
     return result
+
+
+def _present(root: Path, paths: Iterable[str]) -> Iterator[str]:
+    """The ``paths`` that exist, found with one listing per folder (not an lstat per path: a
+    clone into an empty folder lists nothing)."""
+    by_folder: dict[str, list[str]] = {}
+    for p in paths:
+        folder, _, name = p.rpartition("/")
+        by_folder.setdefault(folder, []).append(name)
+    for folder, names in by_folder.items():
+        try:
+            there = set(os.listdir(root / folder if folder else root))
+        except OSError:
+            continue
+        yield from (f"{folder}/{n}" if folder else n for n in names if n in there)
 
 
 def _is_real_dir(path: Path) -> bool:
