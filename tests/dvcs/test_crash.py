@@ -70,6 +70,7 @@ WRITER = textwrap.dedent(
     repo.add(".")
     repo.commit("first version")
     print("COMMITTED", flush=True)
+    sys.stdin.readline()  # the test has taken its snapshot of the first version
     (root / "incoming").mkdir()
     for i in range(12):  # 96 MiB that does not deduplicate (BLAKE3 XOF is a fast generator)
         data = blake3(b"part %d" % i).digest(length=8 * 1024 * 1024)
@@ -90,16 +91,19 @@ def test_sigkill_during_a_large_add_leaves_a_consistent_repository(
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root)],
         env=env(tmp_path),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.readline().strip() == "COMMITTED"
         first = snapshot(root)
         packs = root / ".dsrepo" / "packs"
         packs_after_first = set(os.listdir(packs))
+        proc.stdin.write("go\n")  # only now may the writer go on (it raced the snapshot)
+        proc.stdin.flush()
         assert proc.stdout.readline().strip() == "ADDING"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
