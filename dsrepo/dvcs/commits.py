@@ -137,15 +137,8 @@ def commit(
         meta["git"] = prov
     meta.update(metadata or {})
     parents = (() if head is None else (head,)) + tuple(merging)
-    c = Commit(
-        tree, parents, author, author, message if message.endswith("\n") else message + "\n", meta
-    )
-    try:
-        cid = store.put(c)
-        store.flush()
-    except BaseException:
-        store.abort()
-        raise
+    c = Commit(tree, parents, author, author, message_text(message), meta)
+    cid = put_durable(store, c)
     kind = "commit (merge)" if merging else "commit (initial)" if head is None else "commit"
     # the tree cache describes the index's own entries, so it can be saved before HEAD moves: a
     # full disk then fails the commit before it lands, not after
@@ -153,6 +146,23 @@ def commit(
     repo.update_head(cid, head, f"{kind}: {message.splitlines()[0]}")
     clear_merge_state(repo)
     return CommitInfo(cid, c)
+
+
+def put_durable(store: ObjectStore, obj: Commit | Tag) -> ObjectId:
+    """Store ``obj`` and flush, so that a ref may name the returned id; on failure the buffered
+    objects are dropped and the error propagates."""
+    try:
+        oid = store.put(obj)
+        store.flush()
+    except BaseException:
+        store.abort()
+        raise
+    return oid
+
+
+def message_text(message: str) -> str:
+    """A commit or tag message as stored: ending with one newline."""
+    return message if message.endswith("\n") else message + "\n"
 
 
 META_MAX_BYTES = 1 << 20
@@ -344,10 +354,9 @@ def create_tag(
             target.type,
             name,
             tagger,
-            message if message.endswith("\n") else message + "\n",
+            message_text(message),
         )
-        tid = repo.store.put(tag)
-        repo.store.flush()
+        tid = put_durable(repo.store, tag)
         repo.refs.update(ref, tid, old, who=tagger, message=f"tag: {name}")
         return TagInfo(name, tid, True, tag)
     repo.refs.update(ref, target.id, old, who=repo.reflog_identity(), message=f"tag: {name}")

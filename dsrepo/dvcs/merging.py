@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsrepo.dvcs import opstate
 from dsrepo.dvcs.checkout import apply_files, dirty_paths, settled_paths
-from dsrepo.dvcs.commits import write_tree
+from dsrepo.dvcs.commits import message_text, put_durable, write_tree
 from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
 from dsrepo.dvcs.graph import is_ancestor, merge_bases
 from dsrepo.dvcs.merge import PathConflict, Strategy, merge_snapshots
@@ -160,15 +160,8 @@ def merge(
         meta.setdefault(
             "merge", {"strategy": strategy.value, "resolved": [c.path for c in outcome.resolved]}
         )
-    merge_commit = Commit(
-        tree, tuple(heads), identity, identity, msg if msg.endswith("\n") else msg + "\n", meta
-    )
-    try:
-        cid = store.put(merge_commit)
-        store.flush()
-    except BaseException:
-        store.abort()
-        raise
+    merge_commit = Commit(tree, tuple(heads), identity, identity, message_text(msg), meta)
+    cid = put_durable(store, merge_commit)
     applied = apply_files(
         repo, wt, head_files, outcome.merged, commit=cid, force=False, operation=operation
     )

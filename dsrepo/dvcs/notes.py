@@ -146,12 +146,11 @@ def _record(
     message: str,
     ref: str,
 ) -> None:
-    from dsrepo.dvcs.commits import write_tree
+    from dsrepo.dvcs.commits import put_durable, write_tree
 
     store = repo.store
     who = repo.identity()
     tree = write_tree(store, files)
     c = Commit(tree, () if tip is None else (tip,), who, who, message + "\n", {})
-    new = store.put(c)
-    store.flush()
+    new = put_durable(store, c)
     repo.refs.update(ref, new, tip, who=who, message=message)

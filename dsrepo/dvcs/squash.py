@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dsrepo.dvcs.commits import message_text, put_durable
 from dsrepo.dvcs.errors import RefExists, RepositoryError, UnknownRevision
 from dsrepo.dvcs.graph import is_ancestor
 from dsrepo.dvcs.history import log
@@ -54,14 +55,8 @@ def squash(
     meta.update(metadata or {})
     who = repo.identity()
     tree = repo.store.get_commit(tip).tree
-    c = Commit(tree, (base,), who, who, message if message.endswith("\n") else message + "\n", meta)
-    store = repo.store
-    try:
-        cid = store.put(c)
-        store.flush()
-    except BaseException:
-        store.abort()
-        raise
+    c = Commit(tree, (base,), who, who, message_text(message), meta)
+    cid = put_durable(repo.store, c)
     note = f"squash: {revrange}: {message.splitlines()[0]}"
     if branch is not None:
         ref = branch_ref(branch)
