@@ -58,31 +58,6 @@ class CheckoutResult:
     """Commits of a detached HEAD that no ref reaches any more (newest first): git's warning."""
 
 
-def _write_entries(
-    repo: Repository,
-    writer: SafeWriter,
-    items: Sequence[tuple[str, TreeEntry]],
-    allow_outside_links: bool,
-    *,
-    stat: bool = True,
-) -> Iterator[tuple[str, TreeEntry, os.stat_result | None]]:
-    """Write every (path, entry), a directory's files together; yield what was written, in order
-    (with its lstat, unless not ``stat``): single-chunk contents read in batches and written
-    through one descriptor per directory, large files streamed (:mod:`dsrepo.dvcs.writebatch`)."""
-    return writebatch.write_entries(repo.store, writer, items, allow_outside_links, stat=stat)
-
-
-def _write_entry(
-    repo: Repository,
-    writer: SafeWriter,
-    path: str,
-    e: TreeEntry,
-    allow_outside_links: bool,
-    content: Sequence[bytes] | None = None,
-) -> os.stat_result | None:
-    return writebatch.write_entry(repo.store, writer, path, e, allow_outside_links, content)
-
-
 def _check_case(root: Path, paths: Iterable[str]) -> None:
     collisions = find_case_collisions(paths)
     if collisions and is_case_insensitive_fs(root):
@@ -155,7 +130,9 @@ def materialize_into(
         writer.sweep(d)  # the temp files a killed run left (never anything else)
     total = sum(e.size for _, e in todo)
     try:
-        for p, e, _st in _write_entries(repo, writer, todo, allow_outside_links, stat=False):
+        for p, e, _st in writebatch.write_entries(
+            repo.store, writer, todo, allow_outside_links, stat=False
+        ):
             result.written.append(p)
             result.bytes_written += e.size
             if progress:
@@ -181,7 +158,7 @@ def _put_back(
                 writer.remove(p)
                 writer.remove_empty_parents(p)
     back = [(p, before[p]) for p in sorted({*written, *removed}) if p in before]
-    for _ in _write_entries(repo, writer, back, allow_outside_links=False):
+    for _ in writebatch.write_entries(repo.store, writer, back, allow_outside_links=False):
         pass
 
 
@@ -363,7 +340,9 @@ def apply_files(
             full = wt.root / p
             if _is_real_dir(full):
                 _remove_tree_if_untracked_free(full)
-        for p, e, st in _write_entries(repo, writer, to_write, allow_outside_links=False):
+        for p, e, st in writebatch.write_entries(
+            repo.store, writer, to_write, allow_outside_links=False
+        ):
             result.written.append(p)
             result.bytes_written += e.size
             if st is not None:
@@ -570,7 +549,7 @@ def restore(
             if staged:
                 wt.index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
             else:
-                st = _write_entry(repo, writer, p, e, allow_outside_links=False)
+                st = writebatch.write_entry(repo.store, writer, p, e, allow_outside_links=False)
                 if source is None and st is not None:
                     wt.index.set(IndexEntry.written(p, e, st))
             restored.append(p)

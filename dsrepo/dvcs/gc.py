@@ -107,9 +107,7 @@ def local_roots(repo: Repository) -> list[Root]:
     cols = index.columns()
     out.extend((f"index entry {p!r}", m) for p, m in cols.manifests.items())
     staged = [
-        ObjectId(bytes(cols.ids[i * 32 : i * 32 + 32]))
-        for i, p in enumerate(cols.paths)
-        if p not in cols.manifests
+        cols.content_id(i) for i, p in enumerate(cols.paths) if p not in cols.manifests
     ]  # absent in a partial clone: nothing to keep then
     present = set(staged) - repo.store.missing(staged)
     out.extend(("index", oid) for oid in staged if oid in present)

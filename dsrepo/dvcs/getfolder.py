@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
-from dsrepo.dvcs.checkout import _check_case, _write_entry
+from dsrepo.dvcs.checkout import _check_case
 from dsrepo.dvcs.errors import PathError, WouldOverwrite, path_errors
 from dsrepo.dvcs.linkcopy import Placer
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, _temp_name, is_stale_temp
 from dsrepo.dvcs.preflight import preflight
 from dsrepo.dvcs.worktree import hash_file
+from dsrepo.dvcs.writebatch import write_entry
 from dsrepo.objects.errors import CorruptObject
 from dsrepo.objects.ids import hash_data
 from dsrepo.objects.kinds import EntryKind
@@ -222,7 +223,7 @@ def place(
         for p, e in todo:
             existed = p in present
             if e.kind == EntryKind.SYMLINK:
-                _write_entry(cache, writer, p, e, False)
+                write_entry(cache.store, writer, p, e, False)
             else:
                 src = _area_file(cache, area, e, p)
                 try:

@@ -68,6 +68,9 @@ class Columns:
     ids: bytearray = field(default_factory=bytearray)
     manifests: dict[str, ObjectId] = field(default_factory=dict)
 
+    def content_id(self, row: int) -> ObjectId:
+        return ObjectId(bytes(self.ids[row * ID_SIZE : (row + 1) * ID_SIZE]))
+
     def numeric(self) -> tuple[array[int], ...]:
         return (self.sizes, self.mtimes, self.ctimes, self.inos, self.modes)
 

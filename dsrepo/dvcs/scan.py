@@ -37,7 +37,7 @@ from dsrepo.dvcs.ignore import IGNORE_FILE, DirectoryRules, IgnoreRules
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.kinds import EntryKind
 
-__all__ = ["ScanEntry", "ScanError", "path_sort_key", "scan"]
+__all__ = ["ScanEntry", "ScanError", "anchored", "path_sort_key", "scan"]
 
 
 class ScanError(DsrepoError):
@@ -160,9 +160,9 @@ def _only_prefixes(patterns: Sequence[str]) -> list[str] | None:
         if pattern.endswith((" ", "\t")) or pattern.startswith("//"):
             return None  # unusual spellings: do not try to be clever
         body = pattern.removesuffix("/")
-        anchored = body.startswith("/")
+        is_anchored = body.startswith("/")
         body = body.removeprefix("/")
-        if not anchored and "/" not in body:
+        if not is_anchored and "/" not in body:
             return None
         literal: list[str] = []
         for component in body.split("/"):
@@ -174,6 +174,12 @@ def _only_prefixes(patterns: Sequence[str]) -> list[str] | None:
             return None
         out.append("/".join(literal) + "/")
     return out
+
+
+def anchored(path: str) -> str:
+    """The ``only`` pattern selecting exactly ``path`` (its wildcard and special characters
+    escaped); add a trailing "/" to select a folder and everything below it."""
+    return "/" + "".join("\\" + ch if ch in "*?[]!#\\ " else ch for ch in path)
 
 
 def scan(root: Path, rules: IgnoreRules, only: Sequence[str] | None = None) -> Iterator[ScanEntry]:

@@ -272,7 +272,7 @@ class StagingIndex:
             p,
             _KINDS[c.kinds[i]],
             c.sizes[i],
-            ObjectId(bytes(c.ids[i * ID_SIZE : (i + 1) * ID_SIZE])),
+            c.content_id(i),
             c.manifests.get(p),
             c.mtimes[i],
             c.ctimes[i],
@@ -338,6 +338,13 @@ class StagingIndex:
 
     def entry_at(self, i: int) -> IndexEntry:
         return self._entry(i)
+
+    def tree_entry_at(self, i: int, name: str) -> TreeEntry:
+        """Row ``i`` as its tree records it, under ``name`` (no IndexEntry built)."""
+        c = self._cols
+        return TreeEntry(
+            name, _KINDS[c.kinds[i]], c.sizes[i], c.content_id(i), c.manifests.get(c.paths[i])
+        )
 
     def is_racy(self, e: IndexEntry) -> bool:
         return e.mtime_ns >= self.stamp_ns

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsrepo.dvcs.ignore import IGNORE_FILE, DirectoryRules, IgnoreRules
-from dsrepo.dvcs.scan import ScanError, path_sort_key, scan
+from dsrepo.dvcs.scan import ScanError, anchored, path_sort_key, scan
 from dsrepo.dvcs.stagingindex import StagingIndex
 from dsrepo.objects.kinds import EntryKind
 
@@ -322,7 +322,7 @@ class _Walker:
                     found.append(path)
             elif self.untracked is Untracked.ALL:
                 found.extend(
-                    s.path for s in scan(self.root, self.rules, only=[f"/{_escape(path)}/"])
+                    s.path for s in scan(self.root, self.rules, only=[anchored(path) + "/"])
                 )
             elif _holds_a_file(self.root, self.rules, path):
                 found.append(path + "/")
@@ -331,10 +331,6 @@ class _Walker:
 def _holds_a_file(root: Path, rules: IgnoreRules, rel: str) -> bool:
     """Whether the untracked folder ``rel`` holds a file that is not ignored (stops at the
     first: git does not show a folder of ignored or no files)."""
-    for _ in scan(root, rules, only=[f"/{_escape(rel)}/"]):
+    for _ in scan(root, rules, only=[anchored(rel) + "/"]):
         return True
     return False
-
-
-def _escape(path: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]!#\\ " else ch for ch in path)

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.bare import BareRepository
     from dsrepo.objects.store import ObjectStore
 
-_KINDS = tuple(EntryKind)
-
 
 def _children(
     index: StagingIndex, d: str, lo: int, hi: int
@@ -49,13 +47,6 @@ def _children(
             j = bisect_left(paths, path_sort_key(sub) + b"\x01", i + 1, hi, key=path_sort_key)
             yield p[plen:slash], i, j, False
             i = j
-
-
-def _file_entry(index: StagingIndex, name: str, i: int) -> TreeEntry:
-    c = index.columns()
-    p = c.paths[i]
-    oid = ObjectId(bytes(c.ids[i * 32 : i * 32 + 32]))
-    return TreeEntry(name, _KINDS[c.kinds[i]], c.sizes[i], oid, c.manifests.get(p))
 
 
 def write_index_tree(store: ObjectStore, index: StagingIndex) -> ObjectId:
@@ -83,7 +74,7 @@ def write_index_tree(store: ObjectStore, index: StagingIndex) -> ObjectId:
                 problem = path_limit_problem(paths[start])
                 if problem:
                     raise PathError(f"cannot record {show_path(paths[start])}: {problem}")
-                e = _file_entry(index, name, start)
+                e = index.tree_entry_at(start, name)
             else:
                 tid, size = build(f"{d}/{name}" if d else name, start, end)
                 e = TreeEntry(name, EntryKind.TREE, size, tid)
@@ -115,9 +106,6 @@ def staged_changes(
         return out
     trees = index.trees
 
-    def rows(lo: int, hi: int) -> list[str]:
-        return paths[lo:hi]
-
     def diff(d: str, lo: int, hi: int, tid: ObjectId) -> None:
         cached = trees.get(d)
         if cached is not None and cached[0] == tid:
@@ -128,7 +116,7 @@ def staged_changes(
             path = prefix + name
             h = head.pop(name, None)
             if h is None:
-                out.added += rows(start, end)
+                out.added += paths[start:end]
             elif h.kind == EntryKind.TREE:
                 if is_file:  # a file where HEAD has a folder
                     out.added.append(path)
@@ -137,9 +125,9 @@ def staged_changes(
                     diff(path, start, end, h.id)
             elif not is_file:  # a folder where HEAD has a file
                 out.deleted.append(path)
-                out.added += rows(start, end)
+                out.added += paths[start:end]
             else:
-                mine = _file_entry(index, name, start)
+                mine = index.tree_entry_at(start, name)
                 if (mine.kind, mine.id) != (h.kind, h.id):
                     out.modified.append(path)
         for name, h in head.items():

@@ -24,7 +24,7 @@ from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.opstate import interrupted
 from dsrepo.dvcs.pathmatch import sparse_matcher
 from dsrepo.dvcs.paths import UnsafePath, check_link_target, user_path_to_relpath
-from dsrepo.dvcs.scan import ScanEntry, scan
+from dsrepo.dvcs.scan import ScanEntry, anchored, scan
 from dsrepo.dvcs.stagingindex import IndexEntry as IndexEntry
 from dsrepo.dvcs.stagingindex import StagingIndex as StagingIndex
 from dsrepo.dvcs.statuswalk import Untracked, walk
@@ -133,12 +133,12 @@ class Worktree:
         for pre in prefixes:
             full = self.root / pre
             if full.is_symlink() or full.is_file():
-                for s in scan(self.root, rules, only=[f"/{_glob_escape(pre)}"]):
+                for s in scan(self.root, rules, only=[anchored(pre)]):
                     if s.path == pre and s.path not in seen:
                         seen.add(s.path)
                         yield s
             elif full.is_dir():
-                for s in scan(self.root, rules, only=[f"/{_glob_escape(pre)}/"]):
+                for s in scan(self.root, rules, only=[anchored(pre) + "/"]):
                     if s.path not in seen:
                         seen.add(s.path)
                         yield s
@@ -534,13 +534,6 @@ def _prune_empty_dirs(root: Path, rel: str) -> None:
         except OSError:
             return
         parent = parent.parent
-
-
-def _glob_escape(path: str) -> str:
-    out = []
-    for ch in path:
-        out.append("\\" + ch if ch in "*?[]!#\\ " else ch)
-    return "".join(out)
 
 
 def files_from_index(entries: Iterable[IndexEntry]) -> dict[str, TreeEntry]:
