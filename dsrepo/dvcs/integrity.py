@@ -22,6 +22,7 @@ from typing import TypeVar
 from dsrepo.objects.errors import ObjectError, ObjectNotFound
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import (
     Commit,
     Manifest,
@@ -87,8 +88,12 @@ class Closure:
         source: ObjectStore | None = None,
         missing_ok: bool = True,
         batch: int = 0,
+        located: dict[ObjectId, Location] | None = None,
     ) -> None:
         self.store = store
+        self.located = located
+        """When given, the location of every chunk found in ``store`` is kept here (a copy that
+        follows the walk then need not look them up again)."""
         self.source = source
         self.stop = stop
         self.meta: list[tuple[ObjectId, ObjectType]] = []
@@ -394,8 +399,11 @@ class Closure:
 
     def _types_sizes(self, oids: list[ObjectId]) -> dict[ObjectId, tuple[ObjectType, int | None]]:
         """Type and raw size of each stored object among ``oids`` (batched index queries)."""
+        here = self.store.locate_many(oids)
+        if self.located is not None:
+            self.located.update(here)
         out: dict[ObjectId, tuple[ObjectType, int | None]] = {
-            oid: (loc.type, loc.raw_size) for oid, loc in self.store.locate_many(oids).items()
+            oid: (loc.type, loc.raw_size) for oid, loc in here.items()
         }
         rest = [oid for oid in oids if oid not in out]
         if rest and self.source is not None:

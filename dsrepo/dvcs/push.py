@@ -46,6 +46,7 @@ from dsrepo.dvcs.remote_config import is_remote
 from dsrepo.dvcs.remotegc import Generation, read_generation
 from dsrepo.dvcs.upstream import default_remote, set_upstream
 from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.locindex import Location
 from dsrepo.objects.store import DEFAULT_PACK_TARGET
 from dsrepo.objects.transfer import (
     DEFAULT_JOBS,
@@ -367,12 +368,13 @@ class _Sender:
         # (only while no ref can reach a doomed-only object: a settled record)
         stop = complete_commits(repo, remote_refs.values()) if self.gen.settled else set()
         wanted: list[ObjectId] = []
+        located: dict[ObjectId, Location] = {}  # the walk looks the chunks up: copy reuses it
         for u in todo:
             if u.new is None:
                 continue
             tag_objs, commit = peel_tags(repo, u.new)
             wanted.extend(oid for oid, _ in tag_objs)
-            meta, chunks = reachable_objects(repo, [commit], stop)
+            meta, chunks = reachable_objects(repo, [commit], stop, located=located)
             wanted.extend(oid for oid, _ in meta)
             wanted.extend(chunks)
         copied = copy_objects(
@@ -384,6 +386,7 @@ class _Sender:
             progress=self.progress,
             where="the local repository",
             avoid_packs=self.gen.doomed,
+            located=located,
         )
         self.copied.objects += copied.objects
         self.copied.bytes += copied.bytes

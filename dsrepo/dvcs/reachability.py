@@ -17,6 +17,7 @@ from dsrepo.dvcs.integrity import CHUNK_BATCH, MAX_TAG_CHAIN, Closure, summary
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
+from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import ObjectType, TreeEntry
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def reachable_objects(
     *,
     want_data: Callable[[str], bool] | None = None,
     data: bool = True,
+    located: dict[ObjectId, Location] | None = None,
 ) -> tuple[list[tuple[ObjectId, ObjectType]], list[ObjectId]]:
     """(metadata objects, data chunks) reachable from ``tips`` without passing a commit in ``stop``.
 
@@ -56,8 +58,16 @@ def reachable_objects(
     files contribute nothing (a small change to a huge dataset costs its size, not the
     dataset's). ``want_data`` filters which file paths' chunks are wanted (partial fetch).
     The walk is :class:`~dsrepo.dvcs.integrity.Closure`'s, so what it meets is checked on the
-    way (types, sizes, path limits): damage raises IntegrityError instead of being sent on."""
-    closure = Closure(repo.store, stop=stop, want_data=want_data, data=data, batch=CHUNK_BATCH)
+    way (types, sizes, path limits): damage raises IntegrityError instead of being sent on.
+    ``located`` receives the local location of each chunk met (a push copies from there)."""
+    closure = Closure(
+        repo.store,
+        stop=stop,
+        want_data=want_data,
+        data=data,
+        batch=CHUNK_BATCH,
+        located=located,
+    )
     for tip in tips:
         closure.add_root(f"commit {tip.hex()[:12]}", tip)
     closure.run()

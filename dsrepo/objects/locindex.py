@@ -22,9 +22,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from dsrepo.objects.errors import (
     AmbiguousId,
@@ -35,16 +34,17 @@ from dsrepo.objects.errors import (
     storage_error,
 )
 from dsrepo.objects.ids import ObjectId, validate_prefix
-from dsrepo.objects.model import ObjectType
+from dsrepo.objects.model import TYPE_BY_NUMBER, ObjectType
 from dsrepo.objects.pack import IndexEntry, PackClass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``packs.bytes``, the sum of a pack's stored sizes (a copy plans whole packs by it)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS packs (
     no INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, class INTEGER NOT NULL,
-    count INTEGER NOT NULL);
+    count INTEGER NOT NULL, bytes INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS objects (
     id BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, stored INTEGER NOT NULL,
     raw INTEGER NOT NULL, type INTEGER NOT NULL, flags INTEGER NOT NULL) WITHOUT ROWID;
@@ -63,8 +63,10 @@ class _Damaged(Exception):
     """The database is not a cache of ours (another schema, or tables without our marker)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
+    """Where an object lies (a tuple: built per row of a lookup, ~3x cheaper than a frozen
+    dataclass)."""
+
     pack: str
     offset: int
     stored_size: int
@@ -85,7 +87,6 @@ def _recoverable(exc: sqlite3.DatabaseError) -> bool:
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
     db = sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA temp_store=MEMORY")  # the probe table never needs the disk
     return db
 
 
@@ -299,8 +300,8 @@ class LocationIndex:
             if db.execute("SELECT 1 FROM packs WHERE name=?", (name,)).fetchone():
                 return
             no = db.execute(
-                "INSERT INTO packs (name, class, count) VALUES (?, ?, ?)",
-                (name, int(pack_class), len(rows)),
+                "INSERT INTO packs (name, class, count, bytes) VALUES (?, ?, ?, ?)",
+                (name, int(pack_class), len(rows), sum(r[2] for r in rows)),
             ).lastrowid
             db.executemany(
                 "INSERT OR IGNORE INTO objects VALUES (?,?,?,?,?,?,?)",
@@ -387,12 +388,15 @@ class LocationIndex:
             row = db.execute("SELECT no FROM packs WHERE name=?", (name,)).fetchone()
             if row is None:
                 no = db.execute(
-                    "INSERT INTO packs (name, class, count) VALUES (?, ?, ?)",
-                    (name, int(pack_class), len(wanted)),
+                    "INSERT INTO packs (name, class, count, bytes) VALUES (?, ?, ?, ?)",
+                    (name, int(pack_class), len(wanted), sum(v[1] for v in wanted.values())),
                 ).lastrowid
             else:
                 no = row[0]
-                db.execute("UPDATE packs SET count=? WHERE no=?", (len(wanted), no))
+                db.execute(
+                    "UPDATE packs SET count=?, bytes=? WHERE no=?",
+                    (len(wanted), sum(v[1] for v in wanted.values()), no),
+                )
             if stale:
                 db.execute("DELETE FROM objects WHERE id=? AND pack=?", (suspect, no))
             db.executemany(
@@ -415,20 +419,21 @@ class LocationIndex:
         )
         if row is None:
             return None
-        return Location(row[0], row[1], row[2], row[3], ObjectType(row[4]), row[5])
+        return Location(row[0], row[1], row[2], row[3], TYPE_BY_NUMBER[row[4]], row[5])
 
     def lookup_many(self, oids: Sequence[bytes]) -> dict[bytes, Location]:
         """Locations of the ids that are indexed, a few queries for the whole batch."""
 
         def query(db: sqlite3.Connection) -> dict[bytes, Location]:
             out: dict[bytes, Location] = {}
-            for i in range(0, len(oids), 500):
-                part = oids[i : i + 500]
+            probe = sorted(oids)
+            for i in range(0, len(probe), 500):
+                part = probe[i : i + 500]
                 rows = db.execute(
                     f"{_ROW} ON p.no = o.pack WHERE o.id IN ({','.join('?' * len(part))})", part
                 ).fetchall()
                 for r in rows:
-                    out[r[0]] = Location(r[1], r[2], r[3], r[4], ObjectType(r[5]), r[6])
+                    out[r[0]] = Location(r[1], r[2], r[3], r[4], TYPE_BY_NUMBER[r[5]], r[6])
             return out
 
         return self._read(query)
@@ -439,19 +444,23 @@ class LocationIndex:
         )
 
     def missing(self, oids: Iterable[bytes]) -> set[bytes]:
-        """The subset of ``oids`` not in the index (one query per batch, not per id)."""
+        """The subset of ``oids`` not in the index (one query per 500 ids, in id order: the
+        B-tree pages are met in order)."""
         wanted = set(oids)
         if not wanted:
             return set()
 
         def query(db: sqlite3.Connection) -> set[bytes]:
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS probe (id BLOB PRIMARY KEY) WITHOUT ROWID")
-            db.execute("DELETE FROM probe")
-            db.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((o,) for o in wanted))
-            found = {
-                r[0] for r in db.execute("SELECT p.id FROM probe p JOIN objects o ON o.id = p.id")
-            }
-            db.execute("DELETE FROM probe")
+            probe = sorted(wanted)
+            found: set[bytes] = set()
+            for i in range(0, len(probe), 500):
+                part = probe[i : i + 500]
+                found.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT id FROM objects WHERE id IN ({','.join('?' * len(part))})", part
+                    )
+                )
             return found
 
         return wanted - self._read(query)
@@ -498,7 +507,14 @@ class LocationIndex:
             args = (int(pack_class),)
         rows = self._read(lambda db: db.execute(query + " ORDER BY o.id", args).fetchall())
         for r in rows:
-            yield ObjectId(r[0]), Location(r[1], r[2], r[3], r[4], ObjectType(r[5]), r[6])
+            yield ObjectId(r[0]), Location(r[1], r[2], r[3], r[4], TYPE_BY_NUMBER[r[5]], r[6])
+
+    def pack_bytes(self, name: str) -> int:
+        """The sum of the stored sizes of every object pack ``name``'s index lists (0: unknown)."""
+        row = self._read(
+            lambda db: db.execute("SELECT bytes FROM packs WHERE name=?", (name,)).fetchone()
+        )
+        return int(row[0]) if row else 0
 
     def pack_objects(self, name: str) -> list[tuple[ObjectId, Location]]:
         rows = self._read(
@@ -509,7 +525,8 @@ class LocationIndex:
             ).fetchall()
         )
         return [
-            (ObjectId(r[0]), Location(name, r[1], r[2], r[3], ObjectType(r[4]), r[5])) for r in rows
+            (ObjectId(r[0]), Location(name, r[1], r[2], r[3], TYPE_BY_NUMBER[r[4]], r[5]))
+            for r in rows
         ]
 
 

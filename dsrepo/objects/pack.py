@@ -20,7 +20,7 @@ from blake3 import blake3
 
 from dsrepo.objects.errors import CorruptObject, FormatError
 from dsrepo.objects.ids import ObjectId
-from dsrepo.objects.model import ObjectType
+from dsrepo.objects.model import TYPE_BY_NUMBER, ObjectType
 
 PACK_MAGIC = b"DSRPACK\0"
 INDEX_MAGIC = b"DSRIDX\0\0"
@@ -151,10 +151,9 @@ def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
         if oid <= prev:
             raise CorruptObject(f"{where}: entries not sorted or duplicated")
         prev = oid
-        try:
-            t = ObjectType(type_)
-        except ValueError:
-            raise FormatError(f"{where}: unknown object type {type_}") from None
+        t = TYPE_BY_NUMBER.get(type_)
+        if t is None:
+            raise FormatError(f"{where}: unknown object type {type_}")
         entries.append(IndexEntry(ObjectId(bytes(oid)), offset, stored, raw, t, flags))
     if digest.hex() != name or blake3(body[_INDEX_HEADER.size :]).digest() != digest:
         raise CorruptObject(f"{where} describes another pack ({digest.hex()[:12]})")
@@ -236,10 +235,9 @@ def iter_pack_records(
         start, pos = pos, pos + RECORD_HEADER_SIZE
         if pos + stored > len(data):
             raise CorruptObject(f"pack {name}: truncated record at offset {pos}")
-        try:
-            t = ObjectType(type_)
-        except ValueError:
-            raise CorruptObject(f"pack {name}: unknown object type at offset {pos}") from None
+        t = TYPE_BY_NUMBER.get(type_)
+        if t is None:
+            raise CorruptObject(f"pack {name}: unknown object type at offset {pos}")
         if zero:
             raise _damaged(name, start, "its zero field is not zero")
         yield IndexEntry(ObjectId(oid), pos, stored, raw, t, flags), data[pos : pos + stored]

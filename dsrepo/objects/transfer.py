@@ -46,7 +46,7 @@ Progress = Callable[[int, int], None]
 
 RANGE_GAP = 1 << 20
 RANGE_SPAN = 16 << 20
-MAX_IN_FLIGHT_BYTES = 128 << 20
+MAX_IN_FLIGHT_BYTES = 64 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
 DEFAULT_JOBS = 8
 RELOCATE_ROUNDS = 3
@@ -106,14 +106,18 @@ def _coalesce(items: list[tuple[ObjectId, Location]]) -> list[_Job]:
     return out
 
 
-def _locator(src: ObjectStore) -> _Locate:
-    """Where ``src`` holds each id (ObjectNotFound for one it lacks)."""
+def _locator(src: ObjectStore, hints: dict[ObjectId, Location] | None = None) -> _Locate:
+    """Where ``src`` holds each id (ObjectNotFound for one it lacks). ``hints``: locations the
+    caller looked up already, each used once (an id located again, after a collection moved
+    its pack, is looked up afresh)."""
+    hints = hints if hints is not None else {}
 
     def locate(want: list[ObjectId]) -> list[tuple[ObjectId, Location]]:
-        locations = src.locate_many(want)
+        rest = [oid for oid in want if oid not in hints]
+        locations = src.locate_many(rest) if rest else {}
         out = []
         for oid in want:
-            loc = locations.get(oid)
+            loc = hints.pop(oid, None) or locations.get(oid)
             if loc is None:
                 raise ObjectNotFound(f"{src.backend.describe()} lacks object {oid.hex()}")
             out.append((oid, loc))
@@ -137,7 +141,7 @@ def _plan(
     whole: dict[str, int] = {}
     for pack, members in by_pack.items():
         if policy is not None and pack not in avoid:
-            pack_bytes = sum(loc.stored_size for _, loc in src.pack_objects(pack))
+            pack_bytes = src.index.pack_bytes(pack)
             wanted = sum(loc.stored_size for _, loc in members)
             if (
                 pack_bytes >= policy.whole_pack_min
@@ -314,13 +318,15 @@ def copy_objects(
     progress: Progress | None = None,
     where: str | None = None,
     avoid_packs: Collection[str] = (),
+    located: dict[ObjectId, Location] | None = None,
 ) -> CopyStats:
     """Copy the objects ``ids`` that ``dst`` lacks from ``src``; verify each; flush ``dst``.
 
     ``avoid_packs``: packs of ``dst`` that must not be relied on (doomed by a collection): what
     lives only there is copied too, into packs named like none of them. Raises ObjectNotFound
     when ``src`` lacks one, CorruptObject when one fails verification (``where`` names the
-    source in messages).
+    source in messages). ``located``: where ``src`` holds some of ``ids``, already looked up
+    (consumed: each location is used once).
     """
     avoid = frozenset(avoid_packs)
     run = _Copy(
@@ -331,7 +337,7 @@ def copy_objects(
         if avoid:
             exclude_packs(dst, avoid)
         missing = dst.missing(wanted)
-        locate = _locator(src)
+        locate = _locator(src, located)
         run.copy([oid for oid in wanted if oid in missing], locate, policy)
         run.flush(locate)
     except BaseException:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import ObjectType
+from dsrepo.objects.pack import PackClass
 from dsrepo.objects.store import ObjectStore
 from dsrepo.objects.transfer import (
     FETCH_POLICY,
@@ -225,3 +228,45 @@ def test_a_pack_write_failing_midway_leaves_no_index_naming_a_missing_pack(
     # the next run completes the copy
     copy_objects(src, reopened, ids, policy=policy)
     assert reopened.missing(ids) == set()
+
+
+def test_location_hints_that_went_stale_are_looked_up_again() -> None:
+    """A push passes the locations its walk found; if a collection moved the objects since,
+    the copy finds them again instead of failing on the stale pack."""
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 10, 5_000)
+    real = src.locate_many(ids)
+    stale = {oid: loc._replace(pack="0" * 64) for oid, loc in real.items()}
+    stats = copy_objects(src, dst, ids, policy=PUSH_POLICY, located=stale)
+    assert stats.objects == 10 and dst.missing(ids) == set()
+    assert stale == {}  # each hint is used once
+
+
+def test_pack_bytes_is_the_sum_of_the_stored_sizes_in_the_pack_index() -> None:
+    src, _ = make_store()
+    fill(src, 7, 3_000)
+    (pack,) = src.pack_names()
+    assert src.index.pack_bytes(pack) == sum(loc.stored_size for _, loc in src.pack_objects(pack))
+    assert src.index.pack_bytes("f" * 64) == 0
+
+
+def test_a_location_cache_of_schema_1_is_rebuilt(tmp_path: Path) -> None:
+    """Version 1 lacked ``packs.bytes``: such a file is another schema, deleted and refilled."""
+    db = sqlite3.connect(tmp_path / "objects.sqlite")
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE packs (no INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+        " class INTEGER NOT NULL, count INTEGER NOT NULL);"
+        "CREATE TABLE objects (id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+        " offset INTEGER NOT NULL, stored INTEGER NOT NULL, raw INTEGER NOT NULL,"
+        " type INTEGER NOT NULL, flags INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO meta VALUES ('schema', '1');"
+        "INSERT INTO packs VALUES (1, 'p', 0, 1);"
+    )
+    db.commit()
+    db.close()
+    index = LocationIndex(tmp_path / "objects.sqlite")
+    assert index.pack_names() == set() and index.mode == "file"
+    index.add_pack("q", PackClass.DATA, [])
+    assert index.pack_bytes("q") == 0 and index.pack_names() == {"q"}
