@@ -39,6 +39,8 @@ MAX_TAG_CHAIN = 16
 """At most this many annotated tags in front of what a ref finally names."""
 CHUNK_BATCH = 50_000
 """Where the data is already here, chunks are checked this many at a time as the walk goes."""
+MAX_LOCATED = 262_144
+"""Chunk locations a walk keeps for the copy after it (~300 B each: memory stays bounded)."""
 
 T = TypeVar("T", bound=Structured)
 _BAD = (sys.maxsize, sys.maxsize)  # a tree already reported: never walked again
@@ -74,6 +76,8 @@ class Closure:
     copied yet is checked against the type and size the source's index lists. An absent chunk
     is promised with ``missing_ok``, else a problem. ``batch`` (when the data is already here, as
     for fsck): check chunks as the walk goes, that many at a time, so memory stays bounded.
+    Without ``keep_visited`` (push, fetch: they need ``meta`` and ``chunks`` only) the chunks
+    do not enter ``visited``.
     """
 
     def __init__(
@@ -89,11 +93,14 @@ class Closure:
         missing_ok: bool = True,
         batch: int = 0,
         located: dict[ObjectId, Location] | None = None,
+        keep_visited: bool = True,
     ) -> None:
         self.store = store
         self.located = located
-        """When given, the location of every chunk found in ``store`` is kept here (a copy that
-        follows the walk then need not look them up again)."""
+        """When given, the locations of the chunks found in ``store`` are kept here, up to
+        ``MAX_LOCATED`` of them (a copy that follows the walk then need not look those up again;
+        the bound keeps memory from following the number of files)."""
+        self._keep_visited = keep_visited
         self.source = source
         self.stop = stop
         self.meta: list[tuple[ObjectId, ObjectType]] = []
@@ -371,7 +378,8 @@ class Closure:
         found = self._types_sizes(list({cid for cid, _ in pending}))
         new: list[str] = []
         for (cid, size), (label, path, says) in pending.items():
-            self.visited.add(cid)
+            if self._keep_visited:
+                self.visited.add(cid)
             got = found.get(cid)
             if got is None:
                 if cid in self._skip:
@@ -400,7 +408,7 @@ class Closure:
     def _types_sizes(self, oids: list[ObjectId]) -> dict[ObjectId, tuple[ObjectType, int | None]]:
         """Type and raw size of each stored object among ``oids`` (batched index queries)."""
         here = self.store.locate_many(oids)
-        if self.located is not None:
+        if self.located is not None and len(self.located) < MAX_LOCATED:
             self.located.update(here)
         out: dict[ObjectId, tuple[ObjectType, int | None]] = {
             oid: (loc.type, loc.raw_size) for oid, loc in here.items()

@@ -67,6 +67,7 @@ def reachable_objects(
         data=data,
         batch=CHUNK_BATCH,
         located=located,
+        keep_visited=False,
     )
     for tip in tips:
         closure.add_root(f"commit {tip.hex()[:12]}", tip)

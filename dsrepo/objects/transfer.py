@@ -48,6 +48,10 @@ RANGE_GAP = 1 << 20
 RANGE_SPAN = 16 << 20
 MAX_IN_FLIGHT_BYTES = 64 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
+COPY_SLICE = 262_144
+"""Objects located and planned at a time (~300 B each while they wait): a million-object copy
+does not hold every location at once. A source pack split by a slice boundary may be copied by
+ranges (re-packed) instead of whole, or whole by the first slice (the next then lacks nothing)."""
 DEFAULT_JOBS = 8
 RELOCATE_ROUNDS = 3
 """Times the objects of source packs deleted meanwhile are located again before they are missing."""
@@ -336,9 +340,11 @@ def copy_objects(
     try:
         if avoid:
             exclude_packs(dst, avoid)
-        missing = dst.missing(wanted)
         locate = _locator(src, located)
-        run.copy([oid for oid in wanted if oid in missing], locate, policy)
+        for i in range(0, len(wanted), COPY_SLICE):
+            part = wanted[i : i + COPY_SLICE]
+            missing = dst.missing(part)  # after the slices before: a pack taken whole counts
+            run.copy([oid for oid in part if oid in missing], locate, policy)
         run.flush(locate)
     except BaseException:
         dst.abort()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrepo.objects import layout
+from dsrepo.objects import layout, transfer
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ObjectId
@@ -270,3 +270,21 @@ def test_a_location_cache_of_schema_1_is_rebuilt(tmp_path: Path) -> None:
     assert index.pack_names() == set() and index.mode == "file"
     index.add_pack("q", PackClass.DATA, [])
     assert index.pack_bytes("q") == 0 and index.pack_names() == {"q"}
+
+
+def test_a_copy_in_several_slices_copies_everything_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects are located and planned a slice at a time (memory); a pack split by a slice
+    boundary is copied by ranges, or whole by the later slice (then the few objects copied
+    before live twice: harmless), and progress still reaches its total."""
+    monkeypatch.setattr(transfer, "COPY_SLICE", 7)
+    src, _ = make_store(pack_target=60_000)
+    dst, _ = make_store()
+    ids = fill(src, 30, 5_000)
+    seen: list[tuple[int, int]] = []
+    stats = copy_objects(
+        src, dst, ids, policy=FETCH_POLICY, progress=lambda d, t: seen.append((d, t))
+    )
+    assert 30 <= stats.objects < 30 + 7 and dst.missing(ids) == set()
+    assert all(dst.get_raw(oid)[0] == ObjectType.CHUNK for oid in ids)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1]
+    assert copy_objects(src, dst, ids).objects == 0
