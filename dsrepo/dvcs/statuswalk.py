@@ -8,6 +8,11 @@ and no Python object is built for a file whose stat matches. What the listing ho
 index is untracked (unless ignored); an untracked directory is reported as one ``dir/`` line
 when it holds a file that is not ignored (git's default), or file by file (``untracked="all"``).
 Ignore rules are only consulted for untracked names: a tracked file stays tracked (git's rule).
+
+With an :class:`~dsrepo.dvcs.untrackedcache.UntrackedCache`, a folder whose stat (mtime, ctime,
+inode) and tracked names are those of its record is not listed: its tracked names are
+``lstat``-ed all the same (a missing one is deleted) and the record's leftover names are the
+untracked candidates. Only the listing is cached: untracked folders are looked into as without it.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from pathlib import Path
 from dsrepo.dvcs.ignore import IGNORE_FILE, DirectoryRules, IgnoreRules
 from dsrepo.dvcs.scan import ScanError, anchored, path_sort_key, scan
 from dsrepo.dvcs.stagingindex import StagingIndex
-from dsrepo.objects.kinds import EntryKind
-
-_FILE, _EXE, _LINK = int(EntryKind.FILE), int(EntryKind.EXECUTABLE), int(EntryKind.SYMLINK)
+from dsrepo.dvcs.untrackedcache import (
+    KIND_DIR,
+    KIND_FILE,
+    Record,
+    UntrackedCache,
+    kind_of_mode,
+    tracked_digest,
+)
 
 
 class Untracked(enum.Enum):
@@ -45,14 +55,6 @@ class WalkResult:
     """Rows whose file's stat differs from the index's, or is racily clean: hash them."""
     deleted: list[str] = field(default_factory=list)
     untracked: list[str] = field(default_factory=list)
-
-
-def _kind_of(mode: int) -> int | None:
-    if statmod.S_ISREG(mode):
-        return _EXE if mode & statmod.S_IXUSR else _FILE
-    if statmod.S_ISLNK(mode):
-        return _LINK
-    return None
 
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -74,9 +76,14 @@ def walk(
     sparse: Callable[[str], bool] | None = None,
     *,
     parallel: bool = True,
+    cache: UntrackedCache | None = None,
 ) -> WalkResult:
-    """Compare the whole working copy with ``index``; see the module docstring."""
-    w = _Walker(root, rules, index, untracked, sparse)
+    """Compare the whole working copy with ``index``; see the module docstring. With ``cache``,
+    folders are listed only when their record does not describe them, and the records of this
+    walk are left in ``cache.new`` (the caller saves them)."""
+    if cache is not None:
+        cache.start()
+    w = _Walker(root, rules, index, untracked, sparse, cache)
     n = len(w.paths)
     if not (parallel and n >= PARALLEL_MIN_ROWS and _can_fork()):
         w.visit("", 0, n, False, None)
@@ -119,9 +126,9 @@ def _fork_walk(w: _Walker, mine: list[_Task], theirs: list[_Task]) -> WalkResult
             child = w.fresh()
             for t in theirs:
                 child.visit(*t, None)
-            data = memoryview(
-                msgpack.packb([child.out.suspects, child.out.deleted, child.out.untracked])
-            )
+            out = child.out
+            cached = child.cache.export() if child.cache is not None else None
+            data = memoryview(msgpack.packb([out.suspects, out.deleted, out.untracked, cached]))
             while data:
                 data = data[os.write(wfd, data) :]
             code = 0
@@ -137,7 +144,9 @@ def _fork_walk(w: _Walker, mine: list[_Task], theirs: list[_Task]) -> WalkResult
         _, status = os.waitpid(pid, 0)
     if status == 0:
         try:
-            suspects, deleted, untracked = msgpack.unpackb(raw)
+            suspects, deleted, untracked, cached = msgpack.unpackb(raw)
+            if w.cache is not None:
+                w.cache.merge(cached)
         except Exception:
             status = -1
     if status != 0:
@@ -158,15 +167,17 @@ class _Walker:
         index: StagingIndex,
         untracked: Untracked,
         sparse: Callable[[str], bool] | None,
+        cache: UntrackedCache | None = None,
     ) -> None:
         self.root, self.rules, self.index = root, rules, index
-        self.untracked, self.sparse = untracked, sparse
+        self.untracked, self.sparse, self.cache = untracked, sparse, cache
         self.root_s = os.fspath(root)
         self.paths = index.columns().paths
         self.out = WalkResult()
 
     def fresh(self) -> _Walker:
-        return _Walker(self.root, self.rules, self.index, self.untracked, self.sparse)
+        cache = self.cache.child() if self.cache is not None else None
+        return _Walker(self.root, self.rules, self.index, self.untracked, self.sparse, cache)
 
     def gone(self, lo: int, hi: int) -> None:
         sparse = self.sparse
@@ -201,37 +212,109 @@ class _Walker:
     def _compare(
         self, rel: str, fd: int, lo: int, hi: int, ignored: bool, defer: list[_Task] | None
     ) -> None:
-        # names only (os.listdir), then lstat by name relative to the folder's descriptor:
-        # ~20 % cheaper per file than scandir's DirEntry objects
-        listing = set(os.listdir(fd))
+        plen = len(rel) + 1 if rel else 0
+        names, starts = self._children(plen, lo, hi)
+        cache = self.cache
+        record: Record | None = None
+        if cache is not None:
+            st = os.fstat(fd)  # before the listing: an entry changed after it shows in the stat
+            digest = tracked_digest("\0".join(names))
+            record = cache.lookup(rel, st, digest)
+        listing: set[str] | None = None
+        if record is None:
+            # names only (os.listdir), then lstat by name relative to the folder's descriptor:
+            # ~20 % cheaper per file than scandir's DirEntry objects
+            listing = set(os.listdir(fd))
+            has_ignore_file = IGNORE_FILE in listing
+        else:
+            has_ignore_file = record.ignore_file
         dir_rules: DirectoryRules | None = None
         if not ignored and self.untracked is not Untracked.NO:
-            dir_rules = self.rules.enter_directory(rel, has_ignore_file=IGNORE_FILE in listing)
+            dir_rules = self.rules.enter_directory(rel, has_ignore_file=has_ignore_file)
+        if starts is not None or not self._clean_leaf(fd, listing, names, lo, hi):
+            if listing is None:  # as recorded: absent tracked names fail their lstat
+                assert record is not None
+                listing = set(names) if starts is None else {n.rstrip("/") for n in names}
+                listing.update(n for n, _ in record.leftover)
+            self._rows(rel, fd, listing, names, starts, lo, dir_rules, defer)
+        left: list[tuple[str, int]] = []
+        if record is not None:
+            left = list(record.leftover)
+            if left and listing is not None:  # what the tracked children took is not untracked
+                left = [e for e in left if e[0] in listing]
+            elif left:  # a clean leaf: its tracked names were all files
+                taken = set(names)
+                left = [e for e in left if e[0] not in taken]
+        else:
+            assert listing is not None
+            if cache is not None and not cache.is_racy(st):
+                left = _kinds(fd, listing)
+                cache.record(rel, st, digest, has_ignore_file, tuple(left))
+            elif dir_rules is not None and listing:
+                left = _kinds(fd, listing)
+        if dir_rules is not None and left:
+            self._untracked(rel, left, dir_rules)
+
+    def _children(self, plen: int, lo: int, hi: int) -> tuple[list[str], list[int] | None]:
+        """The names of the folder's tracked children (rows [lo, hi)) in index order, and None
+        when all are files (``names[k]`` is row ``lo + k``); else each subfolder's name ends in
+        ``/`` and the second item lists the first row of each child, then ``hi``."""
+        paths = self.paths
+        if lo == hi:
+            return [], None
+        if paths[lo].find("/", plen) < 0 and paths[hi - 1].find("/", plen) < 0:
+            # the names at C speed: every row starts with the folder's prefix
+            joined = "\0".join(paths[lo:hi])
+            if plen:
+                joined = joined[plen:].replace("\0" + joined[:plen], "\0")
+            if "/" not in joined:
+                return joined.split("\0"), None
+        names: list[str] = []
+        starts: list[int] = []
+        i = lo
+        while i < hi:
+            p = paths[i]
+            slash = p.find("/", plen)
+            starts.append(i)
+            if slash < 0:
+                names.append(p[plen:])
+                i += 1
+            else:  # a tracked subfolder: its rows are contiguous
+                names.append(p[plen : slash + 1])
+                sub = path_sort_key(p[:slash]) + b"\x01"
+                i = bisect_left(paths, sub, i + 1, hi, key=path_sort_key)
+        starts.append(hi)
+        return names, starts
+
+    def _rows(
+        self,
+        rel: str,
+        fd: int,
+        listing: set[str],
+        names: list[str],
+        starts: list[int] | None,
+        lo: int,
+        dir_rules: DirectoryRules | None,
+        defer: list[_Task] | None,
+    ) -> None:
+        """Compare the tracked children one by one: each found leaves ``listing``."""
         cols = self.index.columns()
-        paths, sizes, mtimes, ctimes = self.paths, cols.sizes, cols.mtimes, cols.ctimes
+        sizes, mtimes, ctimes = cols.sizes, cols.mtimes, cols.ctimes
         inos, modes = cols.inos, cols.modes
         stamp = self.index.stamp_ns
         suspects = self.out.suspects
         lstat, isdir = os.lstat, statmod.S_ISDIR
         discard = listing.discard
-        plen = len(rel) + 1 if rel else 0
-        i = lo
-        if self._clean_leaf(fd, listing, plen, lo, hi):
-            i = hi  # every row a file of this folder, all unchanged
-        while i < hi:
-            p = paths[i]
-            slash = p.find("/", plen)
-            if slash < 0:  # a tracked file of this folder
-                name = p[plen:]
+        for k, name in enumerate(names):
+            i = lo + k if starts is None else starts[k]
+            if name[-1] != "/":  # a tracked file of this folder
                 if name not in listing:
                     self.gone(i, i + 1)
-                    i += 1
                     continue
                 try:
                     st = lstat(name, dir_fd=fd)
                 except FileNotFoundError:
                     self.gone(i, i + 1)
-                    i += 1
                     continue
                 mt = st.st_mtime_ns
                 if (
@@ -249,43 +332,34 @@ class _Walker:
                         suspects.append(i)  # the caller looks closer (kind, content)
                 else:
                     discard(name)
-                i += 1
-            else:  # a tracked subfolder: rows [i, j)
-                sub = p[:slash]
-                j = bisect_left(paths, path_sort_key(sub) + b"\x01", i + 1, hi, key=path_sort_key)
-                name = p[plen:slash]
-                try:
-                    is_folder = name in listing and isdir(lstat(name, dir_fd=fd).st_mode)
-                except FileNotFoundError:
-                    is_folder = False
-                if is_folder:
-                    discard(name)
-                    sub_ignored = dir_rules is None or dir_rules.is_ignored(name, True)
-                    if defer is None:
-                        self.visit(sub, i, j, sub_ignored, None)
-                    else:
-                        defer.append((sub, i, j, sub_ignored))
-                else:  # gone, or a file where a folder was (untracked, below)
-                    self.gone(i, j)
-                i = j
-        if dir_rules is not None and listing:
-            self._untracked(rel, fd, listing, dir_rules)
+                continue
+            assert starts is not None  # a tracked subfolder: rows [i, j)
+            j = starts[k + 1]
+            name = name[:-1]
+            try:
+                is_folder = name in listing and isdir(lstat(name, dir_fd=fd).st_mode)
+            except FileNotFoundError:
+                is_folder = False
+            if is_folder:
+                discard(name)
+                sub = f"{rel}/{name}" if rel else name
+                sub_ignored = dir_rules is None or dir_rules.is_ignored(name, True)
+                if defer is None:
+                    self.visit(sub, i, j, sub_ignored, None)
+                else:
+                    defer.append((sub, i, j, sub_ignored))
+            else:  # gone, or a file where a folder was (untracked, below)
+                self.gone(i, j)
 
-    def _clean_leaf(self, fd: int, listing: set[str], plen: int, lo: int, hi: int) -> bool:
+    def _clean_leaf(
+        self, fd: int, listing: set[str] | None, names: list[str], lo: int, hi: int
+    ) -> bool:
         """The common case at C speed: rows [lo, hi) are all files of this folder (no
-        subfolder), all present, and their stat equals the index's (none racily clean). Then
-        their names leave ``listing`` and True is returned; else nothing changes (the caller
-        compares them one by one)."""
-        if hi - lo < 8:
-            return False
-        # the names at C speed: every row starts with the folder's prefix
-        joined = "\0".join(self.paths[lo:hi])
-        if plen:
-            joined = joined[plen:].replace("\0" + joined[:plen], "\0")
-        if "/" in joined:
-            return False  # a subfolder among the rows
-        names = joined.split("\0")
-        if not listing.issuperset(names):
+        subfolder; ``names`` are theirs), all present, and their stat equals the index's (none
+        racily clean). Then their names leave ``listing`` and True is returned; else nothing
+        changes (the caller compares them one by one). Without a listing (the cache's record
+        stands for it) a missing file makes its ``lstat`` fail instead."""
+        if hi - lo < 8 or (listing is not None and not listing.issuperset(names)):
             return False
         lstat = os.lstat
         try:
@@ -303,22 +377,20 @@ class _Walker:
             and [s.st_mode for s in sts] == c.modes[lo:hi].tolist()
         ):
             return False
-        listing.difference_update(names)
+        if listing is not None:
+            listing.difference_update(names)
         return True
 
-    def _untracked(self, rel: str, fd: int, listing: set[str], dir_rules: DirectoryRules) -> None:
+    def _untracked(self, rel: str, left: list[tuple[str, int]], dir_rules: DirectoryRules) -> None:
+        """Report the names ``left`` (sorted, with their kinds) that are not ignored."""
         found = self.out.untracked
-        for name in sorted(listing):
-            try:
-                mode = os.lstat(name, dir_fd=fd).st_mode
-            except FileNotFoundError:
-                continue
-            is_dir = statmod.S_ISDIR(mode)
+        for name, kind in left:
+            is_dir = kind == KIND_DIR
             if dir_rules.is_ignored(name, is_dir):
                 continue
             path = f"{rel}/{name}" if rel else name
             if not is_dir:
-                if _kind_of(mode) is not None:
+                if kind == KIND_FILE:
                     found.append(path)
             elif self.untracked is Untracked.ALL:
                 found.extend(
@@ -326,6 +398,19 @@ class _Walker:
                 )
             elif _holds_a_file(self.root, self.rules, path):
                 found.append(path + "/")
+
+
+def _kinds(fd: int, names: set[str]) -> list[tuple[str, int]]:
+    """(name, kind) of the entries ``names`` of the folder ``fd``, sorted (vanished ones left
+    out)."""
+    out: list[tuple[str, int]] = []
+    lstat = os.lstat
+    for name in sorted(names):
+        try:
+            out.append((name, kind_of_mode(lstat(name, dir_fd=fd).st_mode)))
+        except FileNotFoundError:
+            continue
+    return out
 
 
 def _holds_a_file(root: Path, rules: IgnoreRules, rel: str) -> bool:

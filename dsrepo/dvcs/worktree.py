@@ -29,6 +29,7 @@ from dsrepo.dvcs.stagingindex import IndexEntry as IndexEntry
 from dsrepo.dvcs.stagingindex import StagingIndex as StagingIndex
 from dsrepo.dvcs.statuswalk import Untracked, walk
 from dsrepo.dvcs.treecache import staged_changes
+from dsrepo.dvcs.untrackedcache import UntrackedCache, cache_path
 from dsrepo.objects.errors import FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
@@ -416,7 +417,9 @@ class Worktree:
         """(modified, deleted, untracked) of the whole working copy against the index; an
         untracked folder is one ``dir/`` entry unless ``untracked`` is ALL."""
         self._rules = None  # .dsrepoignore files may have changed since the last call
-        found = walk(self.root, self.rules, self.index, untracked, self.sparse)
+        cache = UntrackedCache.load(cache_path(self.index.path))
+        found = walk(self.root, self.rules, self.index, untracked, self.sparse, cache=cache)
+        cache.save()  # only if it changed; never fails (a read-only repository)
         modified: list[str] = []
         refreshed = False
         for i in found.suspects:

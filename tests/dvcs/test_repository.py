@@ -387,7 +387,8 @@ def test_racy_git_rule(repo: Repository, monkeypatch: pytest.MonkeyPatch, racy: 
     with index_lock(repo.dsdir).held():
         wt = repo.worktree
         e = wt.index.entries["r.txt"]
-        wt.index.set(dataclasses.replace(
+        wt.index.set(
+            dataclasses.replace(
                 e, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino
             )
         )
