@@ -39,7 +39,7 @@ MAX_TAG_CHAIN = 16
 """At most this many annotated tags in front of what a ref finally names."""
 CHUNK_BATCH = 50_000
 """Where the data is already here, chunks are checked this many at a time as the walk goes."""
-MAX_LOCATED = 262_144
+MAX_LOCATED = 131_072
 """Chunk locations a walk keeps for the copy after it (~300 B each: memory stays bounded)."""
 
 T = TypeVar("T", bound=Structured)

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 DEFAULT_PACK_TARGET = 32 * 1024 * 1024
 _MAX_SEALED = 2
 """Finished packs that may wait for the background writer (bounds memory: ~3 packs)."""
+MAX_SEALED_BYTES = 96 << 20
+"""With several writers (a push's uploads), the finished packs waiting for them hold at most
+this many bytes (more than one pack): eight writers of 32 MiB packs would otherwise keep 256 MiB
+in memory, the largest part of a big push's peak."""
 
 
 @dataclass(slots=True)
@@ -75,6 +79,10 @@ class _ReceivedPack:
 
     def stored_bytes(self, e: IndexEntry) -> bytes:
         return self.data[e.offset : e.offset + e.stored_size]
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 class PackWriter:
@@ -201,11 +209,16 @@ class PackWriter:
         self._writes.append(self._writer.submit(self._write_pack, builder))
 
     def _wait_for_writer(self) -> None:
-        """Backpressure, called without the lock held: while more than ``_MAX_SEALED`` packs
-        wait for the writer, wait for the oldest (and raise its error, if it failed)."""
+        """Backpressure, called without the lock held: while more than ``_MAX_SEALED`` packs (or
+        writers), or more than one pack of more than ``MAX_SEALED_BYTES`` in all, wait for the
+        writers, wait for the oldest (and raise its error, if it failed)."""
         while True:
             with self._lock:
-                if len(self._sealed) <= self._max_sealed or not self._writes:
+                waiting = len(self._sealed)
+                if not self._writes or (
+                    waiting <= self._max_sealed
+                    and (waiting <= 1 or sum(p.size for p in self._sealed) <= MAX_SEALED_BYTES)
+                ):
                     return
                 oldest = self._writes[0]
             oldest.result()

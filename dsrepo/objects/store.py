@@ -18,7 +18,6 @@ import contextlib
 import io
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from dsrepo.objects.model import (
     encode,
     hash_object,
 )
+from dsrepo.objects.objectcache import ObjectCache
 from dsrepo.objects.pack import (
     RECORD_HEADER_SIZE,
     IndexEntry,
@@ -69,7 +69,6 @@ __all__ = ["DEFAULT_PACK_TARGET", "FileRef", "ObjectStore", "WriteStats"]
 
 _RESAMPLE_EVERY = 64
 """A large file's chunks are compressed (or not) like its last sampled chunk; resampled this often."""
-_CACHE_ENTRIES = 8192
 
 T = TypeVar("T", Manifest, Tree, Commit, Tag)
 
@@ -101,9 +100,7 @@ class ObjectStore:
         self.params = fmt.chunker
         self._packs = PackWriter(backend, index, pack_target=pack_target, writers=writers)
         self.stats: WriteStats = self._packs.stats
-        self._cache: OrderedDict[ObjectId, Structured] = OrderedDict()
-        self._cache_lock = threading.Lock()
-        """Guards the cache only; never held while calling out (the write buffer has its own)."""
+        self._cache = ObjectCache()
         self._codecs = threading.local()
         self._heal_lock = threading.Lock()
         self._healed: int | None = None
@@ -488,19 +485,14 @@ class ObjectStore:
         return self._codec.unpack(oid, loc.type, stored, loc.flags, loc.raw_size, where)
 
     def get(self, oid: ObjectId) -> Structured:
-        with self._cache_lock:
-            hit = self._cache.get(oid)
-            if hit is not None:
-                self._cache.move_to_end(oid)
-                return hit
+        hit = self._cache.get(oid)
+        if hit is not None:
+            return hit
         type_, raw = self.get_raw(oid)
         if type_ == ObjectType.CHUNK:
             raise FormatError(f"object {oid.hex()} is a chunk, not a structured object")
         obj = decode(type_, raw)
-        with self._cache_lock:
-            self._cache[oid] = obj
-            if len(self._cache) > _CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+        self._cache.put(oid, obj)
         return obj
 
     def _get_typed(self, oid: ObjectId, cls: type[T]) -> T:

@@ -48,7 +48,7 @@ RANGE_GAP = 1 << 20
 RANGE_SPAN = 16 << 20
 MAX_IN_FLIGHT_BYTES = 64 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
-COPY_SLICE = 262_144
+COPY_SLICE = 131_072
 """Objects located and planned at a time (~300 B each while they wait): a million-object copy
 does not hold every location at once. A source pack split by a slice boundary may be copied by
 ranges (re-packed) instead of whole, or whole by the first slice (the next then lacks nothing)."""
