@@ -45,7 +45,9 @@ _MAX_PENDING = 1 << 16
 """Changes held as objects before new paths in order are appended to the columns: bounds the
 memory of a first ``add`` (which walks in column order)."""
 _LOOKUPS_BEFORE_DICT = 64
-"""Lookups by bisection before a path → row dict is built (a dict costs ~80 ms at 1M rows)."""
+"""Lookups by bisection before a path → row dict is built, at least; with more rows, one per 32
+rows (a bisection costs ~4 µs, the dict ~0.15 µs a row: 47 ms at 300k rows, so a commit -a of
+1,000 files at 300k bisects instead)."""
 
 
 @dataclass(slots=True)
@@ -286,8 +288,7 @@ class StagingIndex:
             if not paths or path_sort_key(path) > path_sort_key(paths[-1]):
                 return None  # after every row: what a first add asks about, no dict needed
             self._lookups += 1
-            if self._lookups <= _LOOKUPS_BEFORE_DICT:
-                paths = self._cols.paths
+            if self._lookups <= max(_LOOKUPS_BEFORE_DICT, len(paths) >> 5):
                 i = bisect_left(paths, path_sort_key(path), key=path_sort_key)
                 return i if i < len(paths) and paths[i] == path else None
             self._rows = {p: i for i, p in enumerate(self._cols.paths)}
