@@ -9,6 +9,7 @@ import click
 
 from dsrepo import Repository, shorten
 from dsrepo.cli.app import UTF8, cli, is_quiet, open_repo
+from dsrepo.cli.heap import fix_mmap_threshold
 from dsrepo.cli.output import Progress, human, short
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,6 +90,7 @@ def push(
 ) -> None:
     """Send refs and the objects the remote lacks; refs move last, by compare-and-swap.
     REF may be SRC:DST; :DST (or --delete DST) deletes DST on the remote."""
+    fix_mmap_threshold()
     if delete and (remote_name is None or not refs):
         raise click.UsageError("--delete needs a remote and the branches or tags to delete")
     repo = open_repo()
@@ -127,6 +129,7 @@ def push(
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
     """Download the objects and refs the remote has and this repository lacks."""
+    fix_mmap_threshold()
     repo = open_repo()
     with Progress(f"fetch {remote_name or ''}".rstrip(), is_quiet()) as progress:
         result = repo.fetch(remote_name, prune=prune, jobs=jobs, progress=progress)
@@ -155,6 +158,7 @@ def fetch(prune: bool, jobs: int, remote_name: str | None) -> None:
 @click.argument("branch_name", metavar="[BRANCH]", required=False)
 def pull(strategy: str | None, remote_name: str | None, branch_name: str | None) -> None:
     """Fetch, then fast-forward or merge (with merge's rules: conflicts stop, nothing is lost)."""
+    fix_mmap_threshold()
     with Progress("pull", is_quiet()) as progress:
         out = open_repo().pull(remote_name, branch_name, strategy=strategy, progress=progress)
     click.echo(
@@ -191,6 +195,7 @@ def clone(
     directory: str | None,
 ) -> None:
     """Copy a remote dataset repository into a new directory."""
+    fix_mmap_threshold()
     from dsrepo import S3Options
 
     phases = ("receiving objects", "checking out files")
@@ -242,6 +247,7 @@ def get(
     """Make DIRECTORY exactly version URL[@REV] (any revision form; default latest, the remote's
     default branch): read-only files linked from a user-level cache ($DSREPO_CACHE_DIR,
     default ~/.cache/dsrepo/cache), so nothing is downloaded or stored twice."""
+    fix_mmap_threshold()
     from dsrepo import S3Options, split_revision
 
     url, rev = split_revision(url)
