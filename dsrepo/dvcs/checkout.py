@@ -258,16 +258,13 @@ def apply_files(
     recorded in progress (:mod:`dsrepo.dvcs.opstate`; the caller finishes it), then files change."""
     _check_case(wt.root, new_files)
     dirty = set() if force else dirty_paths(repo, wt, head_files)
+    # added, changed or removed (no union of both path sets: 1M paths cost ~60 MB each)
     touched = {
         p
-        for p in set(head_files) | set(new_files)
-        if (head_files.get(p) is None) != (new_files.get(p) is None)
-        or (
-            p in head_files
-            and p in new_files
-            and (head_files[p].kind, head_files[p].id) != (new_files[p].kind, new_files[p].id)
-        )
+        for p, e in new_files.items()
+        if (h := head_files.get(p)) is None or (h.kind, h.id) != (e.kind, e.id)
     }
+    touched.update(p for p in head_files if p not in new_files)
     settled = settled_paths(repo, wt, head_files, new_files, dirty & touched)
     dirty -= settled
     blocked = sorted(dirty & touched)

@@ -96,7 +96,11 @@ def write_entries(
     keep a directory's files together); yield (path, entry, lstat or None) for each file as soon
     as it is in place, in order (a failure raises after the files before it were reported: a
     caller's record of what it changed is complete)."""
-    small = [(p, e) for p, e in items if e.manifest is None]
+    small = (  # no copy when every file is small (a clone of 1M files: 61 MB less)
+        items
+        if all(e.manifest is None for _, e in items)
+        else [(p, e) for p, e in items if e.manifest is None]
+    )
     contents = store.read_small([e for _, e in small])
     dir_fd: int | None = None
     fd_dir = ""  # the directory dir_fd is open on
