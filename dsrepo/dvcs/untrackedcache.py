@@ -76,6 +76,24 @@ def cache_path(index_path: Path) -> Path:
     return index_path.with_name(index_path.name + "-untracked")
 
 
+CONFIG_KEY = "core.untrackedCache"
+"""``false`` (or ``no``, ``off``, ``0``) turns the cache off and deletes its file: for
+filesystems that do not change a folder's mtime and ctime when an entry is added or removed
+(some FUSE and network mounts; git makes its cache opt-in for them). On by default."""
+_OFF = frozenset({"false", "no", "off", "0"})
+
+
+def for_status(index_path: Path, setting: str | None) -> UntrackedCache | None:
+    """The cache beside ``index_path``, or None when ``setting`` (the value of
+    :data:`CONFIG_KEY`) turns it off."""
+    path = cache_path(index_path)
+    if setting is not None and setting.strip().lower() in _OFF:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return None
+    return UntrackedCache.load(path)
+
+
 def tracked_digest(joined: str) -> bytes:
     """The digest of a folder's tracked child names: ``joined`` is the names in index order,
     each subfolder's with a trailing ``/``, joined by NUL."""

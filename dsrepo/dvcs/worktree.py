@@ -29,7 +29,8 @@ from dsrepo.dvcs.stagingindex import IndexEntry as IndexEntry
 from dsrepo.dvcs.stagingindex import StagingIndex as StagingIndex
 from dsrepo.dvcs.statuswalk import Untracked, walk
 from dsrepo.dvcs.treecache import staged_changes
-from dsrepo.dvcs.untrackedcache import UntrackedCache, cache_path
+from dsrepo.dvcs.untrackedcache import CONFIG_KEY as UNTRACKED_CACHE_KEY
+from dsrepo.dvcs.untrackedcache import for_status as untracked_cache
 from dsrepo.objects.errors import FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
@@ -417,9 +418,10 @@ class Worktree:
         """(modified, deleted, untracked) of the whole working copy against the index; an
         untracked folder is one ``dir/`` entry unless ``untracked`` is ALL."""
         self._rules = None  # .dsrepoignore files may have changed since the last call
-        cache = UntrackedCache.load(cache_path(self.index.path))
+        cache = untracked_cache(self.index.path, self.repo.config.get(UNTRACKED_CACHE_KEY))
         found = walk(self.root, self.rules, self.index, untracked, self.sparse, cache=cache)
-        cache.save()  # only if it changed; never fails (a read-only repository)
+        if cache is not None:
+            cache.save()  # only if it changed; never fails (a read-only repository)
         modified: list[str] = []
         refreshed = False
         for i in found.suspects:

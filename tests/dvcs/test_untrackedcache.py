@@ -253,6 +253,26 @@ def test_racy_folders_are_not_recorded_by_status(
     assert repo.status().untracked == ("p/u",)
 
 
+def test_core_untracked_cache_false_turns_it_off_and_deletes_the_file(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For filesystems that do not update a folder's mtime: off, no file is read or written."""
+    monkeypatch.setattr(untrackedcache, "RACY_MARGIN_NS", MARGIN_NS)
+    base_tree(repo, "p/")
+    settle()
+    first = repo.status()
+    path = cache_path(repo.worktree.index.path)
+    assert path.exists()
+    assert repo.config.local is not None
+    repo.config.local.set(untrackedcache.CONFIG_KEY, "false")
+    assert repo.status() == first and not path.exists()
+    write(repo.root, "p/new", "n")
+    settle()
+    assert repo.status().untracked == ("p/new",) and not path.exists()
+    repo.config.local.set(untrackedcache.CONFIG_KEY, "true")
+    assert repo.status().untracked == ("p/new",) and path.exists()
+
+
 # ---------------------------------------------------------------- the file
 
 
