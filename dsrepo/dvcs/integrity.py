@@ -97,9 +97,10 @@ class Closure:
     ) -> None:
         self.store = store
         self.located = located
-        """When given, the locations of the chunks found in ``store`` are kept here, up to
-        ``MAX_LOCATED`` of them (a copy that follows the walk then need not look those up again;
-        the bound keeps memory from following the number of files)."""
+        """When given, the locations of the chunks found in ``store`` are kept here until it
+        holds ``MAX_LOCATED`` (checked per batch, so at most one batch more): a copy that
+        follows the walk need not look those up again, and memory does not follow the number
+        of files."""
         self._keep_visited = keep_visited
         self.source = source
         self.stop = stop

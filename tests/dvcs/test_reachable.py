@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from dsrepo import Repository
+from dsrepo.dvcs import integrity
 from dsrepo.dvcs.reachability import reachable_objects
-from dsrepo.objects.ids import hash_data
+from dsrepo.objects.ids import ObjectId, hash_data
+from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import ObjectType
 
 
@@ -38,3 +40,35 @@ def test_a_small_change_walks_only_what_changed(
     everything, all_chunks = reachable_objects(repo, [second], set())
     # with nothing known complete: both versions of b/, a/ once (same id); callers dedupe chunks
     assert len(set(all_chunks)) == 101 and len(everything) == 2 + 5
+
+
+def test_the_walk_hands_on_chunk_locations_up_to_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Push reuses the locations the walk looked up; past ``MAX_LOCATED`` it keeps no more (the
+    bound is checked per batch of chunks), and a push walk fills no ``visited`` set."""
+    monkeypatch.setenv("DSREPO_AUTHOR_NAME", "t")
+    monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "t@x")
+    monkeypatch.setenv("DSREPO_CONFIG_GLOBAL", str(tmp_path / "g"))
+    repo = Repository.init(tmp_path / "w")
+    for i in range(30):
+        (repo.root / f"{i}.txt").write_text(f"file {i}")
+    repo.add(".")
+    tip = repo.commit("v1").id
+
+    located: dict[ObjectId, Location] = {}
+    _, chunks = reachable_objects(repo, [tip], set(), located=located)
+    assert set(located) == set(chunks) and len(chunks) == 30
+    assert located == repo.store.locate_many(chunks)
+
+    monkeypatch.setattr(integrity, "MAX_LOCATED", 0)
+    none: dict[ObjectId, Location] = {}
+    reachable_objects(repo, [tip], set(), located=none)
+    assert none == {}
+
+    for keep in (True, False):
+        closure = integrity.Closure(repo.store, keep_visited=keep)
+        closure.add_root("main", tip)
+        closure.run()
+        closure.check_chunks()
+        assert (set(chunks) <= closure.visited) is keep

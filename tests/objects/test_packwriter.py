@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from dsrepo.objects import layout
+from dsrepo.objects import layout, packwriter
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.locindex import LocationIndex
@@ -241,3 +241,23 @@ def test_the_store_composes_the_writer() -> None:
     assert store.locate(ref.content_id) is not None and store.read_all(ref) == b"hello"
     assert store.stats.objects_written == 1 and store.stats.packs_written == 1
     store.close()
+
+
+def test_packs_waiting_for_many_writers_are_bounded_by_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Eight writers may each have a pack under way, but finished packs wait in memory only up
+    to ``MAX_SEALED_BYTES`` (one pack always may): the next add waits for a writer."""
+    monkeypatch.setattr(packwriter, "MAX_SEALED_BYTES", 1000)  # one ~650-byte pack fits
+    w, backend, _, _ = writer(pack_target=1, writers=8)
+    backend.gate = threading.Event()
+    add_chunk(w, 1)  # one pack waits at the gate: allowed
+    adder = threading.Thread(target=add_chunk, args=(w, 2))
+    adder.start()
+    adder.join(0.5)
+    assert adder.is_alive()  # two waiting packs would hold more than the bound
+    backend.gate.set()
+    adder.join(10)
+    assert not adder.is_alive()
+    assert len(w.flush()) == 2
+    w.close()
