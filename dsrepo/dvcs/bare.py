@@ -9,7 +9,7 @@ tree walks) takes a ``BareRepository``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -130,6 +130,40 @@ class BareRepository:
             if dirs is not None and base == prefix:
                 dirs[prefix.removesuffix("/")] = (tid, sum(e.size for e in entries))
             stack.extend(reversed(subtrees))
+
+    def walk_in_order(
+        self,
+        tree: ObjectId,
+        *,
+        dirs: dict[str, tuple[ObjectId, int]] | None = None,
+        on_tree: Callable[[str, Sequence[TreeEntry]], None] | None = None,
+    ) -> Iterator[tuple[str, TreeEntry]]:
+        """Every non-tree entry below ``tree`` as (path, entry) in component order (the staging
+        index's order: a folder's contents come where its name sorts), holding one tree per
+        level. ``dirs`` as for :meth:`walk_tree`; ``on_tree(folder, entries)`` sees each tree
+        (folder ``""`` for the top) before its entries are walked."""
+        top = self.store.tree_entries(tree)
+        if dirs is not None:
+            dirs[""] = (tree, sum(e.size for e in top))
+        if on_tree is not None:
+            on_tree("", top)
+        stack: list[tuple[str, Iterator[TreeEntry]]] = [("", iter(top))]
+        while stack:
+            base, entries = stack[-1]
+            for e in entries:
+                path = f"{base}{e.name}"
+                if e.kind != EntryKind.TREE:
+                    yield path, e
+                    continue
+                inner = self.store.tree_entries(e.id)
+                if dirs is not None:
+                    dirs[path] = (e.id, e.size)
+                if on_tree is not None:
+                    on_tree(path, inner)
+                stack.append((path + "/", iter(inner)))
+                break
+            else:
+                stack.pop()
 
     def flatten(self, tree: ObjectId | None) -> dict[str, TreeEntry]:
         if tree is None:

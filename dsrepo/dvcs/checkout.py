@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate, writebatch
-from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite, path_errors
+from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
@@ -67,82 +67,6 @@ def _check_case(root: Path, paths: Iterable[str]) -> None:
         )
 
 
-def materialize_into(
-    repo: Repository,
-    rev: str,
-    into: Path,
-    *,
-    only: Sequence[str] | None = None,
-    force: bool = False,
-    allow_outside_links: bool = False,
-    progress: Progress | None = None,
-) -> CheckoutResult:
-    """Write the files of ``rev`` into ``into`` without touching the working copy or index.
-
-    Files already there with the same content are kept; a different file is overwritten only with
-    ``force``; other files in ``into`` are left alone.
-    """
-    cid = resolve_commit(repo, rev)
-    match = match_only(only)  # compiled once, not once per path
-    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match(p)}
-    if only and not files:
-        raise PathError(f"--only {' '.join(only)} matches no file in {rev}")
-    into = into.absolute()
-    if repo.dsdir == into or repo.dsdir in into.parents:
-        raise PathError(f"refusing to materialize into the repository folder {repo.dsdir}")
-    with path_errors(into, "directory"):
-        into.mkdir(parents=True, exist_ok=True)
-    _check_case(into, files)
-    writer = SafeWriter(into)
-    result = CheckoutResult(cid)
-    conflicts = []
-    todo = []
-    existed = set()
-    listed: dict[str, frozenset[str]] = {}  # one listing per directory, not an lstat per file
-    for p, e in sorted(files.items()):
-        full = into / p
-        d, _, name = p.rpartition("/")
-        if d not in listed:
-            try:
-                listed[d] = frozenset(os.listdir(into / d))
-            except (FileNotFoundError, NotADirectoryError):
-                listed[d] = frozenset()
-            except OSError:  # unreadable: the lstat below decides
-                listed[d] = frozenset({name})
-        # an empty or missing directory holds nothing; else ask (on a case-insensitive
-        # filesystem a name that differs in case is there too)
-        if listed[d] and os.path.lexists(full):
-            if _same_content(full, e, repo):
-                result.kept += 1
-                continue
-            if not force:
-                conflicts.append(p)
-                continue
-            existed.add(p)
-        todo.append((p, e))
-    if conflicts:
-        raise WouldOverwrite(
-            f"{len(conflicts)} file(s) in {into} differ from {rev}; use --force to overwrite: "
-            + ", ".join(conflicts[:20])
-        )
-    preflight(repo, into, todo, allow_outside_links=allow_outside_links)
-    for d in sorted({"", *(p.rpartition("/")[0] for p in files)}):
-        writer.sweep(d)  # the temp files a killed run left (never anything else)
-    total = sum(e.size for _, e in todo)
-    try:
-        for p, e, _st in writebatch.write_entries(
-            repo.store, writer, todo, allow_outside_links, stat=False
-        ):
-            result.written.append(p)
-            result.bytes_written += e.size
-            if progress:
-                progress(result.bytes_written, total)
-    except CorruptObject:  # a file lied about its content: remove the files this run created
-        _put_back(repo, writer, {}, [p for p in result.written if p not in existed], [])
-        raise
-    return result
-
-
 def _put_back(
     repo: Repository,
     writer: SafeWriter,
@@ -162,7 +86,7 @@ def _put_back(
         pass
 
 
-def _same_content(full: Path, e: TreeEntry, repo: Repository) -> bool:
+def same_content(full: Path, e: TreeEntry, repo: Repository) -> bool:
     try:
         if e.kind == EntryKind.SYMLINK:
             return full.is_symlink() and os.fsencode(os.readlink(full)) == repo.store.read_all(e)
@@ -210,7 +134,7 @@ def settled_paths(
         if new is None:
             if not os.path.lexists(full):
                 out.add(p)
-        elif _same_content(full, new, repo):
+        elif same_content(full, new, repo):
             out.add(p)
     return out
 
@@ -273,13 +197,13 @@ def apply_files(
         for p in sorted(touched):
             if p in new_files and p not in wt.index.entries and p not in head_files:
                 full = wt.root / p
-                if _is_real_dir(full):
+                if is_real_dir(full):
                     # a folder in the way: fine when it holds only clean tracked files that
                     # this switch removes (they are removed first, then the folder is pruned)
                     if not _only_removed_files(full, p, head_files, new_files, wt, dirty):
                         blocked.append(p)
                 elif os.path.lexists(full):
-                    if _same_content(full, new_files[p], repo):
+                    if same_content(full, new_files[p], repo):
                         settled.add(p)  # e.g. written by a killed clone: kept, not rewritten
                     else:
                         blocked.append(p)
@@ -308,7 +232,7 @@ def apply_files(
         and (force or p in touched or p not in index.entries or not os.path.lexists(wt.root / p))
     ]
     if force:  # only rewrite what actually differs on disk
-        to_write = [(p, e) for p, e in to_write if not _same_content(wt.root / p, e, repo)]
+        to_write = [(p, e) for p, e in to_write if not same_content(wt.root / p, e, repo)]
     if wt.sparse is not None:  # a partial working copy materializes only its patterns
         to_write = [(p, e) for p, e in to_write if wt.sparse(p)]
     preflight(repo, wt.root, to_write)
@@ -335,7 +259,7 @@ def apply_files(
         total = sum(e.size for _, e in to_write)
         for p in _present(wt.root, [p for p, _ in to_write]):
             full = wt.root / p
-            if _is_real_dir(full):
+            if is_real_dir(full):
                 _remove_tree_if_untracked_free(full)
         for p, e, st in writebatch.write_entries(
             repo.store, writer, to_write, allow_outside_links=False
@@ -389,7 +313,7 @@ def _present(root: Path, paths: Iterable[str]) -> Iterator[str]:
         yield from (f"{folder}/{n}" if folder else n for n in names if n in there)
 
 
-def _is_real_dir(path: Path) -> bool:
+def is_real_dir(path: Path) -> bool:
     """A directory (not a link to one); False for names the filesystem cannot even look up (too
     long...): writing them then fails with a clear PathError."""
     try:

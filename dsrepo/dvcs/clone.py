@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate
-from dsrepo.dvcs.checkout import apply_files
 from dsrepo.dvcs.errors import StateError, UnknownRevision, path_errors
 from dsrepo.dvcs.lock import index_lock
+from dsrepo.dvcs.materialize import populate
 from dsrepo.dvcs.pathmatch import set_sparse_patterns
 from dsrepo.dvcs.promisor import PROMISOR_KEY
 from dsrepo.dvcs.refnames import HEADS, REMOTES
@@ -144,12 +144,4 @@ def _populate(
     repo.refs.set_symbolic("HEAD", HEADS + chosen, who=who, message="clone")
     # HEAD already names the tip: materialize it over an empty index
     with index_lock(repo.dsdir).held(repo.lock_timeout):
-        apply_files(
-            repo,
-            repo.worktree,
-            {},
-            repo.flatten(repo.commit_tree(tip)),
-            commit=tip,
-            force=False,
-            progress=progress,
-        )
+        populate(repo, repo.worktree, tip, progress=progress)

@@ -357,19 +357,18 @@ class SafeWriter:
             tmp, fd = self._create_temp(dir_fd, _O_NEW_FILE, mode)
             if self._modes_need_chmod:
                 os.fchmod(fd, mode)
-            hasher = blake3() if content_id is not None or size is not None else None
+            hasher = blake3() if content_id is not None else None  # a size alone: counted
             written = 0
             for chunk in chunks:
                 if hasher is not None:
                     hasher.update(chunk)
-                    written += len(chunk)
+                written += len(chunk)
                 n = os.write(fd, chunk)
                 if n < len(chunk):  # a short write: the rest, piece by piece
                     view = memoryview(chunk)[n:]
                     while view:
                         view = view[os.write(fd, view) :]
-            if hasher is not None:
-                _check_content(relpath, hasher.digest(), written, content_id, size)
+            _check_content(relpath, hasher, written, content_id, size)
             self._fsync_fd(fd)
             os.close(fd)
             fd = -1
@@ -512,14 +511,15 @@ def _remove_stale_temps(dir_fd: int) -> int:
 
 
 def _check_content(
-    relpath: str, got: bytes, got_size: int, content_id: bytes | None, size: int | None
+    relpath: str, hasher: blake3 | None, got_size: int, content_id: bytes | None, size: int | None
 ) -> None:
+    got = hasher.digest() if hasher is not None else b""
     if (content_id is None or got == content_id) and (size is None or got_size == size):
         return
-    want = f"{content_id.hex()}" if content_id is not None else "(any content)"
+    hashed, want = (f" hashing to {got.hex()}", f"{content_id.hex()}, ") if content_id else ("", "")
     raise CorruptObject(
-        f"refusing to write {_q(relpath)}: its bytes hash to {got.hex()} ({got_size} bytes) "
-        f"but its tree entry names {want} ({size if size is not None else '?'} bytes)"
+        f"refusing to write {_q(relpath)}: its {got_size} bytes{hashed} are not what its tree "
+        f"entry names ({want}{size if size is not None else '?'} bytes)"
     )
 
 

@@ -37,11 +37,14 @@ def preflight(
     items: Sequence[tuple[str, TreeEntry]],
     *,
     allow_outside_links: bool = False,
+    data: bool = True,
 ) -> None:
     """Check what can be checked before writing, so that a refusal changes nothing: names this
     filesystem can hold, manifests agreeing with their entries, symlink targets, every chunk
     present (fetched in a partial clone) as data of the recorded length. PathError (names, links),
-    CorruptObject (kinds, sizes, manifests), ObjectNotFound. SafeWriter checks whole-file hashes."""
+    CorruptObject (kinds, sizes, manifests), ObjectNotFound. SafeWriter checks whole-file hashes.
+    Without ``data``, chunks are fetched but not looked up: for a caller that removes what it
+    wrote when a read refuses (:mod:`dsrepo.dvcs.materialize`), reading checks them anyway."""
     try:
         name_max = os.pathconf(root, "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -61,6 +64,8 @@ def preflight(
         elif e.manifest is not None:
             _manifest_chunks(repo, p, e)
     prefetch(repo, [e for _, e in items])
+    if not data:
+        items = links
     want: list[tuple[ObjectId, int, str]] = []
     for p, e in items:
         if e.manifest is None:

@@ -380,18 +380,17 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         (``into``; the working copy is untouched). With ``only`` and no ``into``, the matching
         files are restored from ``rev`` and HEAD does not move."""
         from dsrepo.dvcs import checkout as co
+        from dsrepo.dvcs import materialize as mat
 
-        patterns = _patterns(only)
+        pats = _patterns(only)
         if into is not None:
-            return co.materialize_into(
-                self, rev, Path(into), only=patterns, force=force, progress=progress
-            )
+            return mat.into_folder(self, rev, Path(into), only=pats, force=force, progress=progress)
         with (
             gc_lock(self.dsdir).shared(self.gc_lock_timeout),  # data may be fetched on demand
             index_lock(self.dsdir).held(self.lock_timeout),
         ):
-            if patterns:
-                return co.restore_matching(self, self.worktree, patterns, rev)
+            if pats:
+                return co.restore_matching(self, self.worktree, pats, rev)
             return co.checkout(
                 self, self.worktree, rev, force=force, detach=detach, progress=progress
             )

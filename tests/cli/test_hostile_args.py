@@ -553,11 +553,11 @@ FORMER_CRASHES: list[Known] = [
     Known(("clone",), OSError, "remotes/directory.py:__init__", ("clone", LONG, "out")),
     Known(("get",), OSError, "remotes/directory.py:__init__", ("get", LONG, "out")),
     # get DIRECTORY, checkout --into DIR: below a file, not writable, a name too long
-    Known(("get",), NotADirectoryError, "dvcs/checkout.py:materialize_into", ("get", "../remote", "a.txt/x")),
-    Known(("get",), PermissionError, "dvcs/checkout.py:materialize_into", ("get", "../remote", OUTSIDE)),
-    Known(("checkout",), NotADirectoryError, "dvcs/checkout.py:materialize_into", ("checkout", "--into", "a.txt/x", "HEAD")),
-    Known(("checkout",), PermissionError, "dvcs/checkout.py:materialize_into", ("checkout", "--into", OUTSIDE, "HEAD")),
-    Known(("checkout",), OSError, "dvcs/checkout.py:materialize_into", ("checkout", "--into", LONG, "HEAD")),
+    Known(("get",), NotADirectoryError, "dvcs/materialize.py:into_folder", ("get", "../remote", "a.txt/x")),
+    Known(("get",), PermissionError, "dvcs/materialize.py:into_folder", ("get", "../remote", OUTSIDE)),
+    Known(("checkout",), NotADirectoryError, "dvcs/materialize.py:into_folder", ("checkout", "--into", "a.txt/x", "HEAD")),
+    Known(("checkout",), PermissionError, "dvcs/materialize.py:into_folder", ("checkout", "--into", OUTSIDE, "HEAD")),
+    Known(("checkout",), OSError, "dvcs/materialize.py:into_folder", ("checkout", "--into", LONG, "HEAD")),
     # init DIRECTORY: below a file, not writable, a name too long
     Known(("init",), NotADirectoryError, "dvcs/repository.py:init", ("init", "a.txt/x")),
     Known(("init",), PermissionError, "dvcs/repository.py:init", ("init", OUTSIDE)),
