@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from dsrepo.objects.errors import ObjectError, ObjectNotFound
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import (
@@ -105,7 +105,7 @@ class Closure:
         self.source = source
         self.stop = stop
         self.meta: list[tuple[ObjectId, ObjectType]] = []
-        self.chunks: list[ObjectId] = []
+        self.chunks = IdArray()
         self.problems: list[str] = []
         self.tips: dict[str, ObjectId] = {}
         self.visited: set[ObjectId] = set()
@@ -488,7 +488,13 @@ def check_closure(
     below ``stop``, chunks included (against ``source``'s index for those not here yet; absent
     ones are promised)."""
     closure = Closure(
-        store, stop=stop, want_data=want_data, data=data, source=source, batch=CHUNK_BATCH
+        store,
+        stop=stop,
+        want_data=want_data,
+        data=data,
+        source=source,
+        batch=CHUNK_BATCH,
+        keep_visited=False,
     )
     for where, oid in roots:
         closure.add_root(where, oid)

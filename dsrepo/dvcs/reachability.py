@@ -15,7 +15,7 @@ from dsrepo.dvcs.errors import IntegrityError
 from dsrepo.dvcs.graph import ancestors
 from dsrepo.dvcs.integrity import CHUNK_BATCH, MAX_TAG_CHAIN, Closure, summary
 from dsrepo.objects.errors import FormatError
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import ObjectType, TreeEntry
@@ -50,7 +50,7 @@ def reachable_objects(
     want_data: Callable[[str], bool] | None = None,
     data: bool = True,
     located: dict[ObjectId, Location] | None = None,
-) -> tuple[list[tuple[ObjectId, ObjectType]], list[ObjectId]]:
+) -> tuple[list[tuple[ObjectId, ObjectType]], IdArray]:
     """(metadata objects, data chunks) reachable from ``tips`` without passing a commit in ``stop``.
 
     Commits in ``stop`` are complete on the other side, so a commit with such a parent is walked

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -336,13 +336,15 @@ def copy_objects(
     run = _Copy(
         src, dst, jobs=jobs, progress=progress, where=where or src.backend.describe(), avoid=avoid
     )
-    wanted = list(dict.fromkeys(ids))
+    # no copy of a Sequence (a million chunk ids); duplicates go within a slice, and across
+    # slices because ``missing`` is asked after the slices before were stored
+    wanted = ids if isinstance(ids, Sequence) else list(ids)
     try:
         if avoid:
             exclude_packs(dst, avoid)
         locate = _locator(src, located)
         for i in range(0, len(wanted), COPY_SLICE):
-            part = wanted[i : i + COPY_SLICE]
+            part = list(dict.fromkeys(wanted[i : i + COPY_SLICE]))
             missing = dst.missing(part)  # after the slices before: a pack taken whole counts
             run.copy([oid for oid in part if oid in missing], locate, policy)
         run.flush(locate)

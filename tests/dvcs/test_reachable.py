@@ -32,7 +32,7 @@ def test_a_small_change_walks_only_what_changed(
     second = repo.commit("v2").id
 
     meta, chunks = reachable_objects(repo, [second], {first.hex()})
-    assert chunks == [hash_data(b"changed")]
+    assert list(chunks) == [hash_data(b"changed")]
     trees = [oid for oid, t in meta if t == ObjectType.TREE]
     assert len(trees) == 2  # the new root and the new b/, never the unchanged a/
     assert (second, ObjectType.COMMIT) in meta and (first, ObjectType.COMMIT) not in meta

@@ -14,7 +14,7 @@ import pytest
 from dsrepo.objects import layout, transfer
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import CorruptObject, ObjectNotFound
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.ids import IdArray, ObjectId, hash_data
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import ObjectType
 from dsrepo.objects.pack import PackClass
@@ -288,3 +288,30 @@ def test_a_copy_in_several_slices_copies_everything_once(monkeypatch: pytest.Mon
     assert all(dst.get_raw(oid)[0] == ObjectType.CHUNK for oid in ids)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1]
     assert copy_objects(src, dst, ids).objects == 0
+
+
+def test_ids_repeated_across_slices_are_copied_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same chunk met at many paths (duplicate files) is not deduplicated up front (a dict
+    of a million ids): within a slice by its order, across slices because the destination
+    already holds what the slices before stored."""
+    monkeypatch.setattr(transfer, "COPY_SLICE", 4)
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 6, 3_000)
+    repeated = IdArray([*ids, *reversed(ids), ids[0], ids[0], ids[0]])
+    stats = copy_objects(src, dst, repeated, policy=FETCH_POLICY)
+    assert stats.objects == 6 and dst.missing(ids) == set()
+
+
+def test_id_array_packs_ids_and_gives_them_back() -> None:
+    ids = [hash_data(b"%d" % i) for i in range(5)]
+    arr = IdArray(ids[:3])
+    arr.append(ids[3])
+    arr.extend(ids[4:])
+    assert len(arr) == 5 and list(arr) == ids and arr[-1] == ids[4] and arr[1] == ids[1]
+    assert arr[1:4] == ids[1:4] and arr[::2] == ids[::2] and arr[9:] == []
+    assert ids[2] in arr and arr.index(ids[3]) == 3
+    with pytest.raises(IndexError):
+        arr[5]
+    with pytest.raises(ValueError, match="32 bytes"):
+        arr.append(b"short")
