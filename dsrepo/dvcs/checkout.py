@@ -1,5 +1,5 @@
-"""Materializing versions: ``checkout``/``switch`` of the working copy, ``checkout --into DIR``
-for jobs that only read, and ``restore``.
+"""Materializing versions: ``checkout``/``switch`` of the working copy and ``restore``
+(``checkout --into DIR`` and a clone's first working copy: :mod:`dsrepo.dvcs.materialize`).
 
 Safety rules: only files that differ are written, each through a temp file renamed into place by
 :class:`~dsrepo.dvcs.paths.SafeWriter` (which never follows a symlink in a leading component and
