@@ -110,8 +110,15 @@ def into_folder(
     result = CheckoutResult(cid)
     if tree is None:
         return result
-    run = _Run(repo, into, result, match_only(only), force=force, progress=progress)
-    run.allow_outside_links = allow_outside_links
+    run = _Run(
+        repo,
+        into,
+        result,
+        match_only(only),
+        force=force,
+        allow_outside_links=allow_outside_links,
+        progress=progress,
+    )
     _materialize(
         run,
         tree,
@@ -148,8 +155,8 @@ def populate(
         else:
             index.set(IndexEntry.written(path, e, st))
 
-    run = _Run(repo, wt.root, result, write=wt.sparse or _everything, progress=progress)
-    run.record = record
+    write = wt.sparse or _everything
+    run = _Run(repo, wt.root, result, write=write, progress=progress, record=record)
     dirs: dict[str, tuple[ObjectId, int]] = {}
     try:
         _materialize(

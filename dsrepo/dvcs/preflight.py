@@ -43,8 +43,9 @@ def preflight(
     filesystem can hold, manifests agreeing with their entries, symlink targets, every chunk
     present (fetched in a partial clone) as data of the recorded length. PathError (names, links),
     CorruptObject (kinds, sizes, manifests), ObjectNotFound. SafeWriter checks whole-file hashes.
-    Without ``data``, chunks are fetched but not looked up: for a caller that removes what it
-    wrote when a read refuses (:mod:`dsrepo.dvcs.materialize`), reading checks them anyway."""
+    Without ``data``, the chunks of files are fetched but not looked up (symlink targets still
+    are: they are read here): for a caller that removes what it wrote when a read refuses
+    (:mod:`dsrepo.dvcs.materialize`); reading checks every chunk anyway."""
     try:
         name_max = os.pathconf(root, "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -65,7 +66,7 @@ def preflight(
             _manifest_chunks(repo, p, e)
     prefetch(repo, [e for _, e in items])
     if not data:
-        items = links
+        items = links  # only the targets read below
     want: list[tuple[ObjectId, int, str]] = []
     for p, e in items:
         if e.manifest is None:
