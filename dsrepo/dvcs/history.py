@@ -13,7 +13,6 @@ from dsrepo.dvcs.errors import PathError
 from dsrepo.dvcs.graph import topo_order
 from dsrepo.dvcs.refnames import TAGS, shorten
 from dsrepo.dvcs.revisions import peel, resolve_commit, resolve_tree
-from dsrepo.dvcs.scan import path_sort_key
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
@@ -329,8 +328,8 @@ def ls_files(
     cwd: Path | None = None,
 ) -> Iterator[FileInfo]:
     """Files of a version (or of the index when ``rev`` is None), with size and content id;
-    ``pattern`` (a path or glob) as :func:`path_filter` reads it. Streams the index (component
-    order, as trees hold it): the first file comes at once, whatever the index's size."""
+    ``pattern`` (a path or glob) as :func:`path_filter` reads it. Streams the index or the
+    version's trees in component order: the first file comes at once, whatever the size."""
     select = path_filter(repo.root, cwd, [pattern] if pattern else [])
     if rev is None:
         assert wt is not None
@@ -341,9 +340,7 @@ def ls_files(
                 chunks = len(repo.store.get_manifest(e.manifest).chunks) if e.manifest else 1
                 yield FileInfo(p, e.kind, e.size, e.content_id, chunks)
         return
-    for p, t in sorted(
-        repo.walk_tree(resolve_tree(repo, rev)), key=lambda pe: path_sort_key(pe[0])
-    ):
+    for p, t in repo.walk_in_order(resolve_tree(repo, rev)):  # index order, streamed
         if not select or select(p):
             chunks = len(repo.store.get_manifest(t.manifest).chunks) if t.manifest else 1
             yield FileInfo(p, t.kind, t.size, t.id, chunks)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dsrepo import Repository
 from dsrepo.dvcs import materialize
 from dsrepo.dvcs.errors import PathError, WouldOverwrite
+from dsrepo.dvcs.history import ls_files
 from dsrepo.dvcs.scan import path_sort_key
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId
@@ -52,6 +53,8 @@ def test_walk_in_order_is_the_index_order(repo: Repository) -> None:
     assert tree is not None
     _walk_matches_tree(repo, tree)
     assert [e.path for e in repo.worktree.index] == [p for p, _ in repo.walk_in_order(tree)]
+    # ls-files of a version streams that walk: the index's order, not a sort of the paths
+    assert [f.path for f in ls_files(repo, "HEAD")] == [e.path for e in repo.worktree.index]
 
 
 @settings(
