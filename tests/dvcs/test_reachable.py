@@ -72,3 +72,7 @@ def test_the_walk_hands_on_chunk_locations_up_to_a_bound(
         closure.run()
         closure.check_chunks()
         assert (set(chunks) <= closure.visited) is keep
+    # fetch's check of what it receives needs the chunk list, not a visited set of every chunk
+    checked = integrity.check_closure(repo.store, [("main", tip)])
+    assert sorted(checked.chunks) == sorted(chunks)
+    assert not set(chunks) & checked.visited
