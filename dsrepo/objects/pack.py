@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from blake3 import blake3
 
@@ -48,8 +48,10 @@ class PackClass(enum.IntEnum):
         return cls.DATA if t == ObjectType.CHUNK else cls.META
 
 
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
+    """One entry of a pack index (a tuple: a pack index decodes into tens of thousands, ~3x
+    cheaper to build than a frozen dataclass)."""
+
     id: ObjectId
     offset: int
     stored_size: int

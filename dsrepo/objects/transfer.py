@@ -27,16 +27,18 @@ doomed one (such a pack would be one write from deletion).
 from __future__ import annotations
 
 import os
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from array import array
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dsrepo.objects import indexsync, layout
 from dsrepo.objects.errors import CorruptObject, ObjectNotFound
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.ids import ID_BYTES, ObjectId
 from dsrepo.objects.locindex import Location
-from dsrepo.objects.model import Manifest, ObjectType
+from dsrepo.objects.model import TYPE_BY_NUMBER, Manifest, ObjectType
 from dsrepo.objects.pack import IndexEntry, PackClass, decode_index, iter_pack_records
 from dsrepo.objects.store import ObjectStore
 from dsrepo.remotes.errors import KeyNotFound
@@ -49,9 +51,8 @@ RANGE_SPAN = 16 << 20
 MAX_IN_FLIGHT_BYTES = 64 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
 COPY_SLICE = 131_072
-"""Objects located and planned at a time (~300 B each while they wait): a million-object copy
-does not hold every location at once. A source pack split by a slice boundary may be copied by
-ranges (re-packed) instead of whole, or whole by the first slice (the next then lacks nothing)."""
+"""Objects located at a time (~300 B each while located): a million-object copy does not hold
+every location at once, only its tally (16 B an object), so that packs are planned together."""
 DEFAULT_JOBS = 8
 RELOCATE_ROUNDS = 3
 """Times the objects of source packs deleted meanwhile are located again before they are missing."""
@@ -83,31 +84,125 @@ class CopyStats:
     packs: int = 0
 
 
-_Job = tuple[str, int, int, list[tuple[ObjectId, Location]]]
-"""(pack, start, length or -1 for the whole pack, members)."""
+_Members = list[tuple[ObjectId, Location]]
+
+
 _Read = tuple[tuple[PackClass, list[IndexEntry]] | None, bytes] | None
 """What a job read: the pack's decoded index (whole packs only) and the bytes; None when the
 pack was deleted since its index was cached."""
 _Locate = Callable[[list[ObjectId]], list[tuple[ObjectId, Location]]]
 
 
-def _coalesce(items: list[tuple[ObjectId, Location]]) -> list[_Job]:
+class _PackTally:
+    """The objects to copy from one source pack, packed (~58 bytes an object)."""
+
+    __slots__ = ("flags", "ids", "offsets", "raw", "stored", "types")
+
+    def __init__(self) -> None:
+        self.ids = bytearray()  # 32 bytes apiece
+        self.offsets = array("Q")
+        self.stored = array("I")
+        self.raw = array("I")
+        self.types = bytearray()
+        self.flags = bytearray()
+
+    def add(self, oid: ObjectId, loc: Location) -> None:
+        self.ids += oid
+        self.offsets.append(loc.offset)
+        self.stored.append(loc.stored_size)
+        self.raw.append(loc.raw_size)
+        self.types.append(loc.type)
+        self.flags.append(loc.flags)
+
+    def distinct(self) -> list[int]:
+        """The index of each object, the first time it was recorded (an object counted twice,
+        at one offset, is one)."""
+        first: dict[int, int] = {}
+        for i, offset in enumerate(self.offsets):
+            first.setdefault(offset, i)
+        return list(first.values())
+
+    def members(self, pack: str, which: list[int]) -> _Members:
+        ids, types = bytes(self.ids), TYPE_BY_NUMBER
+        offsets, stored, raw, kinds, flags = (
+            self.offsets,
+            self.stored,
+            self.raw,
+            self.types,
+            self.flags,
+        )
+        return [
+            (
+                ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]),
+                Location(pack, offsets[i], stored[i], raw[i], types[kinds[i]], flags[i]),
+            )
+            for i in which
+        ]
+
+
+class _Tally:
+    """The objects to copy, by source pack, located once and held packed: a million-object
+    copy weighs every pack at once (one split across the caller's slices is still taken whole)
+    without holding a million locations."""
+
+    def __init__(self, located: Iterable[tuple[ObjectId, Location]] = ()) -> None:
+        self._packs: dict[str, _PackTally] = {}
+        self.add(located)
+
+    def add(self, located: Iterable[tuple[ObjectId, Location]]) -> None:
+        packs = self._packs
+        for oid, loc in located:
+            got = packs.get(loc.pack)
+            if got is None:
+                got = packs[loc.pack] = _PackTally()
+            got.add(oid, loc)
+
+    def __bool__(self) -> bool:
+        return bool(self._packs)
+
+    def packs(self) -> Iterator[tuple[str, _PackTally, list[int]]]:
+        """(pack, its tally, its distinct objects) for every pack, in name order."""
+        for name in sorted(self._packs):
+            got = self._packs[name]
+            yield name, got, got.distinct()
+
+
+class _Job(NamedTuple):
+    pack: str
+    start: int
+    length: int
+    """-1: the whole pack."""
+    members: _Members
+    """The wanted objects a range holds (a whole pack's: ``tally.members(pack, which)``)."""
+    wanted: int = 0
+    """The stored bytes of the wanted objects, or of a whole pack (what progress counts)."""
+    tally: _PackTally | None = None
+    which: list[int] | None = None
+
+    def objects(self) -> _Members:
+        if self.tally is None or self.which is None:
+            return self.members
+        return self.tally.members(self.pack, self.which)
+
+
+def _coalesce(items: _Members) -> list[_Job]:
     """Group objects of one pack into (pack, start, length, members) ranges."""
     items.sort(key=lambda x: (x[1].pack, x[1].offset))
     out: list[_Job] = []
     for oid, loc in items:
         end = loc.offset + loc.stored_size
         if out:
-            pack, start, length, members = out[-1]
+            pack, start, length, members = out[-1][:4]
             if (
                 pack == loc.pack
                 and loc.offset - (start + length) <= RANGE_GAP
                 and end - start <= RANGE_SPAN
             ):
-                out[-1] = (pack, start, max(start + length, end) - start, [*members, (oid, loc)])
+                members.append((oid, loc))
+                out[-1] = _Job(pack, start, max(start + length, end) - start, members)
                 continue
-        out.append((loc.pack, loc.offset, loc.stored_size, [(oid, loc)]))
-    return out
+        out.append(_Job(loc.pack, loc.offset, loc.stored_size, [(oid, loc)]))
+    return [job._replace(wanted=sum(loc.stored_size for _, loc in job.members)) for job in out]
 
 
 def _locator(src: ObjectStore, hints: dict[ObjectId, Location] | None = None) -> _Locate:
@@ -130,36 +225,46 @@ def _locator(src: ObjectStore, hints: dict[ObjectId, Location] | None = None) ->
     return locate
 
 
-def _plan(
-    src: ObjectStore,
-    located: list[tuple[ObjectId, Location]],
-    policy: CopyPolicy | None,
-    avoid: frozenset[str],
-) -> tuple[list[_Job], dict[str, int]]:
-    """Read jobs for ``located`` and the byte size of each source pack taken whole (never with
-    no ``policy``, nor one named like an avoided pack: it would keep that name)."""
-    by_pack: dict[str, list[tuple[ObjectId, Location]]] = defaultdict(list)
-    for oid, loc in located:
-        by_pack[loc.pack].append((oid, loc))
-    jobs: list[_Job] = []
-    whole: dict[str, int] = {}
-    for pack, members in by_pack.items():
-        if policy is not None and pack not in avoid:
-            pack_bytes = src.index.pack_bytes(pack)
-            wanted = sum(loc.stored_size for _, loc in members)
-            if (
-                pack_bytes >= policy.whole_pack_min
-                and wanted >= policy.whole_pack_share * pack_bytes
-            ):
-                jobs.append((pack, 0, -1, members))
-                whole[pack] = pack_bytes
-                continue
-        jobs.extend(_coalesce(members))
-    return jobs, whole
+class _Plan:
+    """The read jobs for a tally, made one source pack at a time (a job holds the locations of
+    its objects: made all at once, a million of them would be held together). A pack is taken
+    whole when ``policy`` says so, never with no ``policy`` nor when named like an avoided pack
+    (it would keep that name)."""
+
+    def __init__(
+        self, src: ObjectStore, tally: _Tally, policy: CopyPolicy | None, avoid: frozenset[str]
+    ) -> None:
+        self.src, self.tally, self.policy, self.avoid = src, tally, policy, avoid
+        self.total = 0
+        """The bytes the jobs will count: whole packs, and the wanted objects of the rest."""
+        for pack, got, distinct in tally.packs():
+            wanted = sum(got.stored[i] for i in distinct)
+            self.total += self._whole_bytes(pack, wanted) or wanted
+
+    def _whole_bytes(self, pack: str, wanted: int) -> int | None:
+        """The pack's bytes when it is taken whole (``wanted`` of them are), else None."""
+        if self.policy is None or pack in self.avoid:
+            return None
+        pack_bytes = self.src.index.pack_bytes(pack)
+        if (
+            pack_bytes >= self.policy.whole_pack_min
+            and pack_bytes > 0
+            and wanted >= self.policy.whole_pack_share * pack_bytes
+        ):
+            return pack_bytes
+        return None
+
+    def __iter__(self) -> Iterator[_Job]:
+        for pack, got, distinct in self.tally.packs():
+            whole = self._whole_bytes(pack, sum(got.stored[i] for i in distinct))
+            if whole is not None:  # its objects are listed only if it is gone
+                yield _Job(pack, 0, -1, [], whole, got, distinct)
+            else:
+                yield from _coalesce(got.members(pack, distinct))
 
 
 def _read_job(src: ObjectStore, job: _Job) -> _Read:
-    pack, start, length, _ = job
+    pack, start, length = job.pack, job.start, job.length
     try:
         if length < 0:
             pack_class, entries = decode_index(src.backend.get(layout.index_key(pack)), pack)
@@ -188,38 +293,36 @@ class _Copy:
         self.done = 0
         self.total = 0
 
-    def copy(self, todo: list[ObjectId], locate: _Locate, policy: CopyPolicy | None) -> None:
-        """Copy ``todo``; the objects of source packs deleted meanwhile are located again."""
+    def copy(self, tally: _Tally, locate: _Locate, policy: CopyPolicy | None) -> None:
+        """Copy what ``tally`` counts; the objects of source packs deleted meanwhile are located
+        again (after the source's cache is synced: a collection moved them first)."""
+        gone: list[ObjectId] = []
         for _ in range(RELOCATE_ROUNDS):
-            if not todo:
+            if not tally:
                 return
-            plan, whole = _plan(self.src, locate(todo), policy, self.avoid)
-            todo = [oid for oid, _ in self._run(plan, whole)]
-            if todo:
-                self.src.sync_index()  # a collection moved them: their packs are listed now
-        if todo:
-            raise ObjectNotFound(
-                f"{self.where} lacks object {todo[0].hex()} (its pack was deleted while read)"
-            )
+            gone = self._run(_Plan(self.src, tally, policy, self.avoid))
+            if not gone:
+                return
+            self.src.sync_index()
+            tally = _Tally(locate(gone))
+        raise ObjectNotFound(
+            f"{self.where} lacks object {gone[0].hex()} (its pack was deleted while read)"
+        )
 
-    def _run(self, plan: list[_Job], whole: dict[str, int]) -> list[tuple[ObjectId, Location]]:
-        """Run the jobs; returns the members of jobs whose pack was gone. Each job is read,
+    def _run(self, plan: _Plan) -> list[ObjectId]:
+        """Run the jobs; returns the objects of jobs whose pack was gone. Each job is read,
         verified and handed to ``dst``'s pack writers on a pool thread (hashing and zstd release
         the GIL, so verifying overlaps reading and writing); this thread keeps the count."""
-        gone: list[tuple[ObjectId, Location]] = []
-
-        def size(job: _Job) -> int:
-            return whole[job[0]] if job[2] < 0 else job[2]
-
-        self.total += sum(size(j) for j in plan)
+        gone: list[ObjectId] = []
+        self.total += plan.total
 
         def record(job: _Job, stored: tuple[int, int] | None) -> None:
             if stored is None:
-                gone.extend(job[3])
+                gone.extend(oid for oid, _ in job.objects())
             else:
                 self.stats.objects += stored[0]
                 self.stats.bytes += stored[1]
-            self.done += size(job)
+            self.done += job.wanted
             if self.progress:
                 self.progress(self.done, self.total)
 
@@ -228,7 +331,7 @@ class _Copy:
             window: deque[tuple[_Job, int, Future[tuple[int, int] | None]]] = deque()
             in_flight = 0
             for job in plan:
-                n = size(job)
+                n = job.wanted if job.length < 0 else job.length
                 # bounded by bytes too: whole packs are 32 MiB, and memory must not follow data
                 while window and (
                     len(window) >= 2 * self.jobs or in_flight + n > MAX_IN_FLIGHT_BYTES
@@ -250,19 +353,18 @@ class _Copy:
         got = _read_job(self.src, job)
         if got is None:
             return None
-        pack, start, _, members = job
-        where = f"{self.where} pack {pack}"
+        where = f"{self.where} pack {job.pack}"
         if got[0] is not None:
             pack_class, entries = got[0]
-            self.dst.adopt_pack(pack, pack_class, entries, got[1], where)
+            self.dst.adopt_pack(job.pack, pack_class, entries, got[1], where)
             return len(entries), len(got[1])
-        data = got[1]
+        data, start = got[1], job.start
         nbytes = 0
-        for oid, loc in members:
+        for oid, loc in job.members:
             piece = data[loc.offset - start : loc.offset - start + loc.stored_size]
             self.dst.put_stored(oid, loc.type, piece, loc.raw_size, loc.flags, where)
             nbytes += loc.stored_size
-        return len(members), nbytes
+        return len(job.members), nbytes
 
     def flush(self, locate: _Locate) -> None:
         """Flush ``dst``. A pack that came out named like an avoided one (the same objects in
@@ -278,7 +380,7 @@ class _Copy:
             again = {oid: loc.type for n in clash for oid, loc in self.dst.pack_objects(n)}
             exclude_packs(self.dst, self.avoid)
             salt(self.dst, {PackClass.for_type(t) for t in again.values()})
-            self.copy(list(again), locate, None)
+            self.copy(_Tally(locate(list(again))), locate, None)
             names = self.dst.flush()
             self.stats.packs += len(names)
         raise CorruptObject(f"cannot write packs named unlike {sorted(self.avoid)[:3]}")
@@ -336,17 +438,19 @@ def copy_objects(
     run = _Copy(
         src, dst, jobs=jobs, progress=progress, where=where or src.backend.describe(), avoid=avoid
     )
-    # no copy of a Sequence (a million chunk ids); duplicates go within a slice, and across
-    # slices because ``missing`` is asked after the slices before were stored
+    # no copy of a Sequence (a million chunk ids); duplicates go within a slice by the dict,
+    # across slices by the tally (one offset each)
     wanted = ids if isinstance(ids, Sequence) else list(ids)
     try:
         if avoid:
             exclude_packs(dst, avoid)
         locate = _locator(src, located)
+        tally = _Tally()
         for i in range(0, len(wanted), COPY_SLICE):
             part = list(dict.fromkeys(wanted[i : i + COPY_SLICE]))
-            missing = dst.missing(part)  # after the slices before: a pack taken whole counts
-            run.copy([oid for oid in part if oid in missing], locate, policy)
+            missing = dst.missing(part)
+            tally.add(locate([oid for oid in part if oid in missing]))
+        run.copy(tally, locate, policy)
         run.flush(locate)
     except BaseException:
         dst.abort()

@@ -243,6 +243,28 @@ def test_location_hints_that_went_stale_are_looked_up_again() -> None:
     assert stale == {}  # each hint is used once
 
 
+@pytest.mark.parametrize("policy", [CopyPolicy(whole_pack_share=1.0), PUSH_POLICY])
+def test_objects_of_a_pack_deleted_while_copied_are_found_where_they_moved(
+    policy: CopyPolicy,
+) -> None:
+    """A collection copies a pack's live objects elsewhere, then deletes it, while a copy that
+    planned it (whole, or by ranges) runs: the copy finds them in their new pack."""
+    src, backend = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 12, 5_000)
+    (old,) = src.pack_names()
+    mover = ObjectStore(backend, LocationIndex(None), FMT)
+    for oid in ids:
+        mover.put_chunk(src.get_raw(oid)[1])
+    mover.put_chunk(b"salt: a pack named unlike the old one")
+    mover.flush()
+    backend.delete(layout.pack_key(old))  # src's cache still lists it
+    backend.delete(layout.index_key(old))
+    stats = copy_objects(src, dst, ids, policy=policy)
+    assert stats.objects >= 12 and dst.missing(ids) == set()
+    assert old not in src.pack_names()  # synced
+
+
 def test_pack_bytes_is_the_sum_of_the_stored_sizes_in_the_pack_index() -> None:
     src, _ = make_store()
     fill(src, 7, 3_000)
@@ -272,19 +294,24 @@ def test_a_location_cache_of_schema_1_is_rebuilt(tmp_path: Path) -> None:
     assert index.pack_bytes("q") == 0 and index.pack_names() == {"q"}
 
 
-def test_a_copy_in_several_slices_copies_everything_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Objects are located and planned a slice at a time (memory); a pack split by a slice
-    boundary is copied by ranges, or whole by the later slice (then the few objects copied
-    before live twice: harmless), and progress still reaches its total."""
+def test_a_copy_in_several_slices_still_takes_packs_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects are located a slice at a time (memory), but planned together: a pack split by a
+    slice boundary is still taken whole (once), and progress reaches its total."""
     monkeypatch.setattr(transfer, "COPY_SLICE", 7)
     src, _ = make_store(pack_target=60_000)
     dst, _ = make_store()
     ids = fill(src, 30, 5_000)
+    assert len(src.pack_names()) > 2
     seen: list[tuple[int, int]] = []
     stats = copy_objects(
-        src, dst, ids, policy=FETCH_POLICY, progress=lambda d, t: seen.append((d, t))
+        src,
+        dst,
+        ids,
+        policy=CopyPolicy(whole_pack_share=1.0),
+        progress=lambda d, t: seen.append((d, t)),
     )
-    assert 30 <= stats.objects < 30 + 7 and dst.missing(ids) == set()
+    assert stats.objects == 30 and dst.missing(ids) == set()
+    assert dst.pack_names() == src.pack_names()  # every pack whole, none re-packed
     assert all(dst.get_raw(oid)[0] == ObjectType.CHUNK for oid in ids)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1]
     assert copy_objects(src, dst, ids).objects == 0
