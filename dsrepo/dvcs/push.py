@@ -45,7 +45,7 @@ from dsrepo.dvcs.remote import Remote, TransferStats, open_remote, resolve_remot
 from dsrepo.dvcs.remote_config import is_remote
 from dsrepo.dvcs.remotegc import Generation, read_generation
 from dsrepo.dvcs.upstream import default_remote, set_upstream
-from dsrepo.objects.ids import ObjectId
+from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.locindex import Location
 from dsrepo.objects.store import DEFAULT_PACK_TARGET
 from dsrepo.objects.transfer import (
@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 CLOCK: Callable[[], float] = time.monotonic
 """The pusher's own clock (elapsed time since it read the generation record); tests replace it."""
+SAFE_SLICE = 65_536
+"""Objects whose place on the remote is checked at a time (after a collection doomed packs)."""
 MAX_SEND_ROUNDS = 10
 """Times objects are sent again because a collection doomed packs meanwhile, before giving up."""
 
@@ -362,21 +364,12 @@ class _Sender:
             self.gen = fresh
             remote_refs = self.remote.read_refs(exclude=fresh.doomed)
 
-    def _copy(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> list[ObjectId]:
+    def _copy(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> IdArray:
         repo = self.repo
         # what the remote may lack: objects reachable from the new tips, not below its ref tips
         # (only while no ref can reach a doomed-only object: a settled record)
         stop = complete_commits(repo, remote_refs.values()) if self.gen.settled else set()
-        wanted: list[ObjectId] = []
-        located: dict[ObjectId, Location] = {}  # the walk looks the chunks up: copy reuses it
-        for u in todo:
-            if u.new is None:
-                continue
-            tag_objs, commit = peel_tags(repo, u.new)
-            wanted.extend(oid for oid, _ in tag_objs)
-            meta, chunks = reachable_objects(repo, [commit], stop, located=located)
-            wanted.extend(oid for oid, _ in meta)
-            wanted.extend(chunks)
+        wanted, located = self._wanted(todo, stop)
         copied = copy_objects(
             repo.store,
             self.remote.store,
@@ -393,18 +386,40 @@ class _Sender:
         self.copied.packs += copied.packs
         return wanted
 
+    def _wanted(
+        self, todo: list[RefUpdate], stop: set[str]
+    ) -> tuple[IdArray, dict[ObjectId, Location]]:
+        """The objects ``todo``'s new tips reach without passing ``stop`` (packed: a million
+        chunk ids cost 32 MB, not ~70 as bytes, and the walk's own list is freed on return),
+        and where the walk found the first chunks (the copy reuses them)."""
+        wanted = IdArray()
+        located: dict[ObjectId, Location] = {}
+        for u in todo:
+            if u.new is None:
+                continue
+            tag_objs, commit = peel_tags(self.repo, u.new)
+            wanted.extend(oid for oid, _ in tag_objs)
+            meta, chunks = reachable_objects(self.repo, [commit], stop, located=located)
+            wanted.extend(oid for oid, _ in meta)
+            wanted.extend(chunks)
+        return wanted, located
+
     def _read(self) -> Generation:
         sent = CLOCK()  # the answer is at least this recent: elapsed time is counted from here
         gen = read_generation(self.remote.backend)
         self.read_at = sent
         return gen
 
-    def _safe(self, relied: list[ObjectId], gen: Generation) -> bool:
+    def _safe(self, relied: Sequence[ObjectId], gen: Generation) -> bool:
         """Whether every object relied on lies in a pack ``gen`` does not doom."""
         if not gen.doomed:
             return True
-        found = self.remote.store.locate_many(relied)
-        return all(oid in found and found[oid].pack not in gen.doomed for oid in relied)
+        for i in range(0, len(relied), SAFE_SLICE):  # a million locations at once: ~300 MB
+            part = relied[i : i + SAFE_SLICE]
+            found = self.remote.store.locate_many(part)
+            if not all(oid in found and found[oid].pack not in gen.doomed for oid in part):
+                return False
+        return True
 
     def still_valid(self) -> bool:
         """Right before a ref moves: true when the record was read less than half the

@@ -82,6 +82,9 @@ class IdArray(Sequence[ObjectId]):
         self._buf += oid
 
     def extend(self, ids: Iterable[bytes]) -> None:
+        if isinstance(ids, IdArray):
+            self._buf += ids._buf
+            return
         for oid in ids:
             self.append(oid)
 
