@@ -219,6 +219,9 @@ class StagingIndex:
             return
         cols = self._cols
         mtimes = cols.mtimes
+        if not mtimes or max(mtimes) < stamp:  # the common case, at C speed
+            self._fresh.clear()
+            return
         for i in [i for i, m in enumerate(mtimes) if m >= stamp]:
             if cols.paths[i] not in self._fresh:
                 mtimes[i] = 0
@@ -470,6 +473,8 @@ class StagingIndex:
             return True
         if append_only:
             return False
+        if self._replace_in_place(pending):
+            return True
         self._pending = {}
         self._pending_dirs = set()
         self._rows = None
@@ -493,6 +498,34 @@ class StagingIndex:
                 _append(new, e)
         _copy_rows(old, new, pos, n)
         self._cols = new
+        return True
+
+    def _replace_in_place(self, pending: list[tuple[str, IndexEntry | None]]) -> bool:
+        """Merge an overlay that only re-stages existing paths (``commit -a``, ``add`` of
+        modified files) by overwriting their rows: no copy of a million rows. False (nothing
+        changed) when a path is new or removed."""
+        cols = self._cols
+        paths, n = cols.paths, len(cols.paths)
+        rows: list[int] = []
+        pos = 0
+        for path, e in pending:
+            i = bisect_left(paths, path_sort_key(path), pos, n, key=path_sort_key)
+            if e is None or i >= n or paths[i] != path:
+                return False
+            rows.append(i)
+            pos = i + 1
+        for i, (path, e) in zip(rows, pending, strict=True):
+            assert e is not None
+            cols.kinds[i] = int(e.kind)
+            cols.sizes[i], cols.mtimes[i], cols.ctimes[i] = e.size, e.mtime_ns, e.ctime_ns
+            cols.inos[i], cols.modes[i] = e.ino, e.mode
+            cols.ids[i * ID_SIZE : (i + 1) * ID_SIZE] = e.content_id
+            if e.manifest is not None:
+                cols.manifests[path] = e.manifest
+            else:
+                cols.manifests.pop(path, None)
+        self._pending = {}
+        self._pending_dirs = set()
         return True
 
 

@@ -175,6 +175,37 @@ def test_the_overlay_merges_in_component_order(tmp_path: Path) -> None:
     assert list(again) == [expect[p] for p in component_sorted(list(expect))]
 
 
+def test_re_staging_existing_paths_overwrites_their_rows_in_place(tmp_path: Path) -> None:
+    """``commit -a`` re-stages modified files only: their rows are overwritten where they lie
+    (no merge copying every row), every column and the manifests in step."""
+    rng = random.Random(9)
+    base = component_sorted(
+        [f"{a}{s}{b}" for a in ("x", "x y", "é", "a") for s in ("/", "-", ".", "") for b in "pq"]
+    )
+    index = StagingIndex(tmp_path / "index")
+    index.replace_all(entry(p, 1, manifest=i % 3 == 0) for i, p in enumerate(base))
+    expect = {p: index.get(p) for p in base}
+    for round_ in range(4):
+        cols = index.columns()
+        for p in rng.sample(base, 9):
+            e = entry(p, 10 + round_, manifest=rng.random() < 0.5)
+            index.set(e)
+            expect[p] = e
+        assert index.columns() is cols  # merged in place
+        assert index.paths() == base
+        assert list(index) == [expect[p] for p in base]
+        assert cols.manifests == {p: e.manifest for p, e in expect.items() if e and e.manifest}
+    index.set(entry("new/path"))  # a new path: merged by copying
+    assert index.columns() is not cols and index.get("new/path") == entry("new/path")
+    with index_lock(tmp_path).held():
+        index.save()
+    again = StagingIndex(tmp_path / "index")
+    assert list(again) == [
+        entry("new/path") if p == "new/path" else expect[p]
+        for p in component_sorted([*base, "new/path"])
+    ]
+
+
 def test_remove_then_add_again(tmp_path: Path) -> None:
     index = StagingIndex(tmp_path / "index")
     index.replace_all([entry("a/x"), entry("a-b", manifest=True), entry("ab")])
