@@ -52,7 +52,7 @@ MAX_IN_FLIGHT_BYTES = 64 << 20
 """Bytes requested but not yet stored, at most (bounds a clone's memory)."""
 COPY_SLICE = 131_072
 """Objects located at a time (~300 B each while located): a million-object copy does not hold
-every location at once, only its tally (16 B an object), so that packs are planned together."""
+every location at once, only its tally (~58 B an object), so that packs are planned together."""
 DEFAULT_JOBS = 8
 RELOCATE_ROUNDS = 3
 """Times the objects of source packs deleted meanwhile are located again before they are missing."""
