@@ -22,7 +22,6 @@ from typing import TypeVar
 from dsrepo.objects.errors import ObjectError, ObjectNotFound
 from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import (
     Commit,
     Manifest,
@@ -34,13 +33,12 @@ from dsrepo.objects.model import (
     limit_problem,
 )
 from dsrepo.objects.store import ObjectStore
+from dsrepo.objects.transfer import Located
 
 MAX_TAG_CHAIN = 16
 """At most this many annotated tags in front of what a ref finally names."""
 CHUNK_BATCH = 50_000
 """Where the data is already here, chunks are checked this many at a time as the walk goes."""
-MAX_LOCATED = 131_072
-"""Chunk locations a walk keeps for the copy after it (~300 B each: memory stays bounded)."""
 
 T = TypeVar("T", bound=Structured)
 _BAD = (sys.maxsize, sys.maxsize)  # a tree already reported: never walked again
@@ -92,15 +90,13 @@ class Closure:
         source: ObjectStore | None = None,
         missing_ok: bool = True,
         batch: int = 0,
-        located: dict[ObjectId, Location] | None = None,
+        located: Located | None = None,
         keep_visited: bool = True,
     ) -> None:
         self.store = store
         self.located = located
-        """When given, the locations of the chunks found in ``store`` are kept here until it
-        holds ``MAX_LOCATED`` (checked per batch, so at most one batch more): a copy that
-        follows the walk need not look those up again, and memory does not follow the number
-        of files."""
+        """When given, the location of every chunk found in ``store`` is added here (packed,
+        ~58 bytes each): a copy that follows the walk need not look them up again."""
         self._keep_visited = keep_visited
         self.source = source
         self.stop = stop
@@ -400,6 +396,11 @@ class Closure:
         return new
 
     @property
+    def absent_chunks(self) -> set[ObjectId]:
+        """The absent chunks accepted as promised (``missing_ok``)."""
+        return self._promised
+
+    @property
     def promised(self) -> int:
         """How many distinct absent chunks were accepted as promised (``missing_ok``)."""
         return len(self._promised)
@@ -409,8 +410,8 @@ class Closure:
     def _types_sizes(self, oids: list[ObjectId]) -> dict[ObjectId, tuple[ObjectType, int | None]]:
         """Type and raw size of each stored object among ``oids`` (batched index queries)."""
         here = self.store.locate_many(oids)
-        if self.located is not None and len(self.located) < MAX_LOCATED:
-            self.located.update(here)
+        if self.located is not None:
+            self.located.add(here.items())
         out: dict[ObjectId, tuple[ObjectType, int | None]] = {
             oid: (loc.type, loc.raw_size) for oid, loc in here.items()
         }

@@ -46,12 +46,12 @@ from dsrepo.dvcs.remote_config import is_remote
 from dsrepo.dvcs.remotegc import Generation, read_generation
 from dsrepo.dvcs.upstream import default_remote, set_upstream
 from dsrepo.objects.ids import IdArray, ObjectId
-from dsrepo.objects.locindex import Location
 from dsrepo.objects.store import DEFAULT_PACK_TARGET
 from dsrepo.objects.transfer import (
     DEFAULT_JOBS,
     PUSH_POLICY,
     CopyStats,
+    Located,
     Progress,
     copy_objects,
 )
@@ -364,16 +364,18 @@ class _Sender:
             self.gen = fresh
             remote_refs = self.remote.read_refs(exclude=fresh.doomed)
 
-    def _copy(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> IdArray:
+    def _copy(
+        self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]
+    ) -> tuple[IdArray, Located]:
         repo = self.repo
         # what the remote may lack: objects reachable from the new tips, not below its ref tips
         # (only while no ref can reach a doomed-only object: a settled record)
         stop = complete_commits(repo, remote_refs.values()) if self.gen.settled else set()
-        wanted, located = self._wanted(todo, stop)
+        meta, located = self._wanted(todo, stop)
         copied = copy_objects(
             repo.store,
             self.remote.store,
-            wanted,
+            meta,
             policy=PUSH_POLICY,
             jobs=self.jobs,
             progress=self.progress,
@@ -384,25 +386,27 @@ class _Sender:
         self.copied.objects += copied.objects
         self.copied.bytes += copied.bytes
         self.copied.packs += copied.packs
-        return wanted
+        return meta, located
 
-    def _wanted(
-        self, todo: list[RefUpdate], stop: set[str]
-    ) -> tuple[IdArray, dict[ObjectId, Location]]:
-        """The objects ``todo``'s new tips reach without passing ``stop`` (packed: a million
-        chunk ids cost 32 MB, not ~70 as bytes, and the walk's own list is freed on return),
-        and where the walk found the first chunks (the copy reuses them)."""
-        wanted = IdArray()
-        located: dict[ObjectId, Location] = {}
+    def _wanted(self, todo: list[RefUpdate], stop: set[str]) -> tuple[IdArray, Located]:
+        """What ``todo``'s new tips reach without passing ``stop``: the ids of the tags,
+        commits, trees, manifests and of the chunks absent here (a partial clone), and the
+        other chunks as the walk located them (packed, ~58 bytes each: the copy neither looks
+        them up again nor holds a million ids as bytes)."""
+        meta = IdArray()
+        located = Located()
         for u in todo:
             if u.new is None:
                 continue
             tag_objs, commit = peel_tags(self.repo, u.new)
-            wanted.extend(oid for oid, _ in tag_objs)
-            meta, chunks = reachable_objects(self.repo, [commit], stop, located=located)
-            wanted.extend(oid for oid, _ in meta)
-            wanted.extend(chunks)
-        return wanted, located
+            meta.extend(oid for oid, _ in tag_objs)
+            # data=False: the chunks are checked and located, not listed again as ids; those
+            # a partial clone lacks join the ids: the copy fails if the remote lacks them too
+            objs, _ = reachable_objects(
+                self.repo, [commit], stop, data=False, located=located, absent=meta
+            )
+            meta.extend(oid for oid, _ in objs)
+        return meta, located
 
     def _read(self) -> Generation:
         sent = CLOCK()  # the answer is at least this recent: elapsed time is counted from here
@@ -410,12 +414,15 @@ class _Sender:
         self.read_at = sent
         return gen
 
-    def _safe(self, relied: Sequence[ObjectId], gen: Generation) -> bool:
-        """Whether every object relied on lies in a pack ``gen`` does not doom."""
+    def _safe(self, relied: tuple[IdArray, Located], gen: Generation) -> bool:
+        """Whether every object relied on (the metadata and chunks :meth:`_copy` wanted) lies
+        in a pack ``gen`` does not doom."""
         if not gen.doomed:
             return True
-        for i in range(0, len(relied), SAFE_SLICE):  # a million locations at once: ~300 MB
-            part = relied[i : i + SAFE_SLICE]
+        ids = IdArray(relied[0])
+        ids.extend(relied[1].ids())
+        for i in range(0, len(ids), SAFE_SLICE):  # a million locations at once: ~300 MB
+            part = ids[i : i + SAFE_SLICE]
             found = self.remote.store.locate_many(part)
             if not all(oid in found and found[oid].pack not in gen.doomed for oid in part):
                 return False

@@ -17,8 +17,8 @@ from dsrepo.dvcs.integrity import CHUNK_BATCH, MAX_TAG_CHAIN, Closure, summary
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.locindex import Location
 from dsrepo.objects.model import ObjectType, TreeEntry
+from dsrepo.objects.transfer import Located
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.bare import BareRepository
@@ -49,7 +49,8 @@ def reachable_objects(
     *,
     want_data: Callable[[str], bool] | None = None,
     data: bool = True,
-    located: dict[ObjectId, Location] | None = None,
+    located: Located | None = None,
+    absent: IdArray | None = None,
 ) -> tuple[list[tuple[ObjectId, ObjectType]], IdArray]:
     """(metadata objects, data chunks) reachable from ``tips`` without passing a commit in ``stop``.
 
@@ -59,7 +60,8 @@ def reachable_objects(
     dataset's). ``want_data`` filters which file paths' chunks are wanted (partial fetch).
     The walk is :class:`~dsrepo.dvcs.integrity.Closure`'s, so what it meets is checked on the
     way (types, sizes, path limits): damage raises IntegrityError instead of being sent on.
-    ``located`` receives the local location of each chunk met (a push copies from there)."""
+    ``located`` receives the local location of every chunk met (a push copies from there), and
+    ``absent`` the chunks not stored here (a partial clone's: the other side must have them)."""
     closure = Closure(
         repo.store,
         stop=stop,
@@ -75,6 +77,8 @@ def reachable_objects(
     closure.check_chunks()  # the data is here (absent in a partial clone: promised)
     if closure.problems:
         raise IntegrityError(f"the repository is damaged: {summary(closure.problems)}")
+    if absent is not None:
+        absent.extend(closure.absent_chunks)
     return closure.meta, closure.chunks
 
 

@@ -140,10 +140,12 @@ class _PackTally:
         ]
 
 
-class _Tally:
-    """The objects to copy, by source pack, located once and held packed: a million-object
-    copy weighs every pack at once (one split across the caller's slices is still taken whole)
-    without holding a million locations."""
+class Located:
+    """Objects located in one store, by pack, held packed (~58 bytes an object): what a copy
+    plans from. A reachability walk that looked the chunks up fills one for the copy after it
+    (:func:`copy_objects`' ``located``); a million-object copy weighs every pack at once (one
+    split across the caller's slices is still taken whole) without holding a million
+    locations. An object added twice, at one offset, counts once."""
 
     def __init__(self, located: Iterable[tuple[ObjectId, Location]] = ()) -> None:
         self._packs: dict[str, _PackTally] = {}
@@ -165,6 +167,20 @@ class _Tally:
         for name in sorted(self._packs):
             got = self._packs[name]
             yield name, got, got.distinct()
+
+    def ids(self) -> Iterator[ObjectId]:
+        for pack, got, distinct in self.packs():
+            for oid, _ in got.members(pack, distinct):
+                yield oid
+
+    def lacking(self, dst: ObjectStore) -> Located:
+        """The objects ``dst`` does not hold (one batched query per pack)."""
+        out = Located()
+        for pack, got, distinct in self.packs():
+            members = got.members(pack, distinct)
+            missing = dst.missing(oid for oid, _ in members)
+            out.add((oid, loc) for oid, loc in members if oid in missing)
+        return out
 
 
 class _Job(NamedTuple):
@@ -205,18 +221,14 @@ def _coalesce(items: _Members) -> list[_Job]:
     return [job._replace(wanted=sum(loc.stored_size for _, loc in job.members)) for job in out]
 
 
-def _locator(src: ObjectStore, hints: dict[ObjectId, Location] | None = None) -> _Locate:
-    """Where ``src`` holds each id (ObjectNotFound for one it lacks). ``hints``: locations the
-    caller looked up already, each used once (an id located again, after a collection moved
-    its pack, is looked up afresh)."""
-    hints = hints if hints is not None else {}
+def _locator(src: ObjectStore) -> _Locate:
+    """Where ``src`` holds each id (ObjectNotFound for one it lacks)."""
 
     def locate(want: list[ObjectId]) -> list[tuple[ObjectId, Location]]:
-        rest = [oid for oid in want if oid not in hints]
-        locations = src.locate_many(rest) if rest else {}
+        locations = src.locate_many(want) if want else {}
         out = []
         for oid in want:
-            loc = hints.pop(oid, None) or locations.get(oid)
+            loc = locations.get(oid)
             if loc is None:
                 raise ObjectNotFound(f"{src.backend.describe()} lacks object {oid.hex()}")
             out.append((oid, loc))
@@ -232,7 +244,7 @@ class _Plan:
     (it would keep that name)."""
 
     def __init__(
-        self, src: ObjectStore, tally: _Tally, policy: CopyPolicy | None, avoid: frozenset[str]
+        self, src: ObjectStore, tally: Located, policy: CopyPolicy | None, avoid: frozenset[str]
     ) -> None:
         self.src, self.tally, self.policy, self.avoid = src, tally, policy, avoid
         self.total = 0
@@ -293,7 +305,7 @@ class _Copy:
         self.done = 0
         self.total = 0
 
-    def copy(self, tally: _Tally, locate: _Locate, policy: CopyPolicy | None) -> None:
+    def copy(self, tally: Located, locate: _Locate, policy: CopyPolicy | None) -> None:
         """Copy what ``tally`` counts; the objects of source packs deleted meanwhile are located
         again (after the source's cache is synced: a collection moved them first)."""
         gone: list[ObjectId] = []
@@ -304,7 +316,7 @@ class _Copy:
             if not gone:
                 return
             self.src.sync_index()
-            tally = _Tally(locate(gone))
+            tally = Located(locate(gone))
         raise ObjectNotFound(
             f"{self.where} lacks object {gone[0].hex()} (its pack was deleted while read)"
         )
@@ -380,7 +392,7 @@ class _Copy:
             again = {oid: loc.type for n in clash for oid, loc in self.dst.pack_objects(n)}
             exclude_packs(self.dst, self.avoid)
             salt(self.dst, {PackClass.for_type(t) for t in again.values()})
-            self.copy(_Tally(locate(list(again))), locate, None)
+            self.copy(Located(locate(list(again))), locate, None)
             names = self.dst.flush()
             self.stats.packs += len(names)
         raise CorruptObject(f"cannot write packs named unlike {sorted(self.avoid)[:3]}")
@@ -424,15 +436,16 @@ def copy_objects(
     progress: Progress | None = None,
     where: str | None = None,
     avoid_packs: Collection[str] = (),
-    located: dict[ObjectId, Location] | None = None,
+    located: Located | None = None,
 ) -> CopyStats:
     """Copy the objects ``ids`` that ``dst`` lacks from ``src``; verify each; flush ``dst``.
 
     ``avoid_packs``: packs of ``dst`` that must not be relied on (doomed by a collection): what
     lives only there is copied too, into packs named like none of them. Raises ObjectNotFound
     when ``src`` lacks one, CorruptObject when one fails verification (``where`` names the
-    source in messages). ``located``: where ``src`` holds some of ``ids``, already looked up
-    (consumed: each location is used once).
+    source in messages). ``located``: more objects to copy, already located in ``src`` (a
+    push's walk looked its chunks up): those ``dst`` lacks are copied too, located again only
+    if their pack is gone.
     """
     avoid = frozenset(avoid_packs)
     run = _Copy(
@@ -444,8 +457,8 @@ def copy_objects(
     try:
         if avoid:
             exclude_packs(dst, avoid)
-        locate = _locator(src, located)
-        tally = _Tally()
+        locate = _locator(src)
+        tally = located.lacking(dst) if located is not None else Located()
         for i in range(0, len(wanted), COPY_SLICE):
             part = list(dict.fromkeys(wanted[i : i + COPY_SLICE]))
             missing = dst.missing(part)

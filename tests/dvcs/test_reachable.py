@@ -9,9 +9,9 @@ import pytest
 from dsrepo import Repository
 from dsrepo.dvcs import integrity
 from dsrepo.dvcs.reachability import reachable_objects
-from dsrepo.objects.ids import ObjectId, hash_data
-from dsrepo.objects.locindex import Location
+from dsrepo.objects.ids import hash_data
 from dsrepo.objects.model import ObjectType
+from dsrepo.objects.transfer import Located
 
 
 def test_a_small_change_walks_only_what_changed(
@@ -42,29 +42,32 @@ def test_a_small_change_walks_only_what_changed(
     assert len(set(all_chunks)) == 101 and len(everything) == 2 + 5
 
 
-def test_the_walk_hands_on_chunk_locations_up_to_a_bound(
+def test_the_walk_hands_on_every_chunk_location(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Push reuses the locations the walk looked up; past ``MAX_LOCATED`` it keeps no more (the
-    bound is checked per batch of chunks), and a push walk fills no ``visited`` set."""
+    """Push reuses the locations the walk looked up (all of them, packed, even when it lists no
+    chunk ids: ``data=False``), and a push walk fills no ``visited`` set."""
     monkeypatch.setenv("DSREPO_AUTHOR_NAME", "t")
     monkeypatch.setenv("DSREPO_AUTHOR_EMAIL", "t@x")
     monkeypatch.setenv("DSREPO_CONFIG_GLOBAL", str(tmp_path / "g"))
     repo = Repository.init(tmp_path / "w")
     for i in range(30):
         (repo.root / f"{i}.txt").write_text(f"file {i}")
+    (repo.root / "copy.txt").write_text("file 0")  # one chunk met twice
     repo.add(".")
     tip = repo.commit("v1").id
 
-    located: dict[ObjectId, Location] = {}
+    located = Located()
     _, chunks = reachable_objects(repo, [tip], set(), located=located)
-    assert set(located) == set(chunks) and len(chunks) == 30
-    assert located == repo.store.locate_many(chunks)
-
-    monkeypatch.setattr(integrity, "MAX_LOCATED", 0)
-    none: dict[ObjectId, Location] = {}
-    reachable_objects(repo, [tip], set(), located=none)
-    assert none == {}
+    assert sorted(located.ids()) == sorted(set(chunks)) and len(set(chunks)) == 30
+    again = Located()
+    _, none = reachable_objects(repo, [tip], set(), data=False, located=again)
+    assert len(none) == 0 and sorted(again.ids()) == sorted(located.ids())
+    want = repo.store.locate_many(list(set(chunks)))
+    for pack, got, distinct in located.packs():
+        assert {oid: loc for oid, loc in got.members(pack, distinct)} == {
+            oid: loc for oid, loc in want.items() if loc.pack == pack
+        }
 
     for keep in (True, False):
         closure = integrity.Closure(repo.store, keep_visited=keep)

@@ -115,6 +115,35 @@ def test_push_then_clone_round_trip_and_partial_clone(
     }
 
 
+def test_a_partial_clone_pushes_only_where_the_data_it_lacks_already_is(
+    ds: Ds, sync_env: Path
+) -> None:
+    """A partial clone lacks the data outside its patterns. Pushing a new commit to the remote
+    that holds that data works; to an empty remote it is refused (the data is missing here and
+    there) and no ref moves there."""
+    tmp = sync_env
+    ds(tmp, "init", "src")
+    src = tmp / "src"
+    expected = make_dataset(src)
+    ds(src, "add", ".")
+    ds(src, "commit", "-m", "v1")
+    ds(src, "remote", "add", "origin", str(tmp / "origin"))
+    ds(src, "push")
+    ds(tmp, "clone", "--only", "img/*", str(tmp / "origin"), "part")
+    part = tmp / "part"
+    write(part, "img/new.bin", b"new image")
+    ds(part, "add", "img/new.bin")
+    ds(part, "commit", "-m", "v2")
+    ds(part, "push")
+    assert ds(part, "rev-parse", "HEAD").out == ds(part, "rev-parse", "origin/main").out
+    ds(part, "remote", "add", "empty", str(tmp / "empty"))
+    r = ds.run(part, "push", "empty", "main")
+    assert r.code != 0 and len(r.err_lines) == 1, r
+    assert "lacks object" in r.err_lines[0], r
+    assert "big.bin" in expected
+    assert not [p for p in (tmp / "empty").rglob("*") if p.name == "main"]  # no ref moved
+
+
 # ---------------------------------------------------------------- 2. incremental push
 
 

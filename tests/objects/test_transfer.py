@@ -23,6 +23,7 @@ from dsrepo.objects.transfer import (
     FETCH_POLICY,
     PUSH_POLICY,
     CopyPolicy,
+    Located,
     copy_metadata,
     copy_objects,
 )
@@ -230,17 +231,30 @@ def test_a_pack_write_failing_midway_leaves_no_index_naming_a_missing_pack(
     assert reopened.missing(ids) == set()
 
 
-def test_location_hints_that_went_stale_are_looked_up_again() -> None:
+def test_located_objects_that_went_stale_are_looked_up_again() -> None:
     """A push passes the locations its walk found; if a collection moved the objects since,
     the copy finds them again instead of failing on the stale pack."""
     src, _ = make_store()
     dst, _ = make_store()
     ids = fill(src, 10, 5_000)
     real = src.locate_many(ids)
-    stale = {oid: loc._replace(pack="0" * 64) for oid, loc in real.items()}
-    stats = copy_objects(src, dst, ids, policy=PUSH_POLICY, located=stale)
+    stale = Located((oid, loc._replace(pack="0" * 64)) for oid, loc in real.items())
+    stats = copy_objects(src, dst, [], policy=PUSH_POLICY, located=stale)
     assert stats.objects == 10 and dst.missing(ids) == set()
-    assert stale == {}  # each hint is used once
+
+
+def test_located_objects_are_copied_once_and_only_those_the_destination_lacks() -> None:
+    src, _ = make_store()
+    dst, _ = make_store()
+    ids = fill(src, 12, 3_000)
+    for oid in ids[:4]:
+        dst.put_chunk(src.get_raw(oid)[1])
+    dst.flush()
+    located = Located(src.locate_many(ids).items())
+    located.add(src.locate_many(ids[5:]).items())  # met twice by the walk
+    assert sorted(located.ids()) == sorted(ids)
+    stats = copy_objects(src, dst, ids[3:7], policy=PUSH_POLICY, located=located)
+    assert stats.objects == 8 and dst.missing(ids) == set()
 
 
 @pytest.mark.parametrize("policy", [CopyPolicy(whole_pack_share=1.0), PUSH_POLICY])
