@@ -43,8 +43,7 @@ def sync(backend: Backend, index: LocationIndex) -> None:
         present = indexed_packs(backend)
         # Removals first: removing a pack also forgets packs whose objects it shadowed, which
         # the additions below then re-add.
-        for name in index.pack_names() - present:
-            index.remove_pack(name)
+        index.remove_packs(index.pack_names() - present)
         for name in sorted(present - index.pack_names()):
             try:
                 pack_class, entries = decode_index(backend.get(layout.index_key(name)), name)

@@ -310,19 +310,26 @@ class LocationIndex:
 
         self._write(add)
 
-    def remove_pack(self, name: str) -> None:
-        """Forget a pack. Objects it held that another pack also holds lose their location, so
-        every pack left with fewer rows than its ``count`` (some of its objects were recorded
-        under another pack) is forgotten too; callers re-sync after removals to re-add them."""
+    def remove_packs(self, names: Iterable[str]) -> None:
+        """Forget packs, in one pass over the objects (a pass is ~0.4 s at a million objects:
+        one per pack made a sync after a repack of 50 packs cost 20 s). Objects they held that
+        another pack also holds lose their location, so every pack left with fewer rows than
+        its ``count`` (some of its objects were recorded under another pack) is forgotten too;
+        callers re-sync after removals to re-add them."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return
 
         def remove(db: sqlite3.Connection) -> None:
-            row = db.execute("SELECT no FROM packs WHERE name=?", (name,)).fetchone()
-            if row:
-                db.execute("DELETE FROM objects WHERE pack=?", (row[0],))
-                db.execute("DELETE FROM packs WHERE no=?", (row[0],))
-                for no in _short_packs(db):
-                    db.execute("DELETE FROM objects WHERE pack=?", (no,))
-                    db.execute("DELETE FROM packs WHERE no=?", (no,))
+            nos: list[int] = []
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                nos += [
+                    r[0] for r in db.execute(f"SELECT no FROM packs WHERE name IN ({marks})", part)
+                ]
+            _delete_packs(db, nos)
+            _delete_packs(db, _short_packs(db))
 
         self._write(remove)
 
@@ -528,6 +535,15 @@ class LocationIndex:
             (ObjectId(r[0]), Location(name, r[1], r[2], r[3], TYPE_BY_NUMBER[r[4]], r[5]))
             for r in rows
         ]
+
+
+def _delete_packs(db: sqlite3.Connection, nos: list[int]) -> None:
+    """Delete packs (by number) and their object rows: one scan of the objects table."""
+    for i in range(0, len(nos), 500):
+        part = nos[i : i + 500]
+        marks = ",".join("?" * len(part))
+        db.execute(f"DELETE FROM objects WHERE pack IN ({marks})", part)
+        db.execute(f"DELETE FROM packs WHERE no IN ({marks})", part)
 
 
 def _short_packs(db: sqlite3.Connection) -> list[int]:

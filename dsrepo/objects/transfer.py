@@ -415,8 +415,7 @@ def exclude_packs(store: ObjectStore, names: Collection[str]) -> None:
     ``ObjectStore.sync_index`` lists them all again."""
     present = indexsync.indexed_packs(store.backend) - set(names)
     index = store.index
-    for name in sorted(index.pack_names() - present):
-        index.remove_pack(name)  # also forgets packs whose objects it shadowed: re-added below
+    index.remove_packs(index.pack_names() - present)  # and packs they shadowed: re-added below
     for name in sorted(present - index.pack_names()):
         try:
             data = store.backend.get(layout.index_key(name))

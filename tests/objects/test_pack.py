@@ -289,7 +289,7 @@ def test_location_index_mirrors_pack_indexes() -> None:
             e.type,
             e.flags,
         )
-    li.remove_pack(name)
+    li.remove_packs([name])
     assert li.pack_names() == set() and li.lookup(entries[0].id) is None
 
 
@@ -303,6 +303,24 @@ def _store_with(packs: list[list[bytes]]) -> tuple[MemoryBackend, list[str]]:
         backend.put(layout.index_key(name), index)
         names.append(name)
     return backend, names
+
+
+def test_packs_removed_together_keep_what_a_remaining_pack_holds() -> None:
+    """A sync after a repack removes many packs at once (one pass over the objects): what
+    only they held is gone, what a remaining pack also holds is found there."""
+    backend, (a, b, c, d) = _store_with([[b"x", b"p"], [b"q"], [b"y", b"x"], [b"z"]])
+    store = ObjectStore(backend, LocationIndex(), RepoFormat(ChunkerParams()))
+    store.sync_index()
+    assert store.index.count() == 6
+    for gone in (a, b, d):
+        backend.delete(layout.index_key(gone))
+        backend.delete(layout.pack_key(gone))
+    store.sync_index()
+    assert store.index.pack_names() == {c} and store.index.count() == 2
+    assert [o for o in (b"x", b"y") if store.locate(hash_data(o)) is None] == []
+    assert store.missing(hash_data(o) for o in (b"p", b"q", b"z")) == {
+        hash_data(o) for o in (b"p", b"q", b"z")
+    }
 
 
 def test_removing_a_pack_keeps_objects_another_pack_holds() -> None:
