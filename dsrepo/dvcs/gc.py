@@ -35,7 +35,7 @@ from dsrepo.dvcs.integrity import CHUNK_BATCH, Closure, summary
 from dsrepo.dvcs.lock import gc_lock
 from dsrepo.dvcs.mergestate import MERGE_HEAD, merge_heads_in_progress
 from dsrepo.dvcs.refs import HEAD
-from dsrepo.dvcs.stagingindex import StagingIndex
+from dsrepo.dvcs.stagingindex import StagingIndex, parent_dirs
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.repack import backend_clock, execute, pack_totals, plan, take_inventory
 from dsrepo.objects.store import ObjectStore
@@ -104,17 +104,27 @@ def local_roots(repo: Repository) -> list[Root]:
             continue
         out.extend((name, from_hex(h)) for h in _HEX_ID.findall(text.lower()))
     index = StagingIndex(repo.dsdir / "index")
-    cols = index.columns()
-    out.extend((f"index entry {p!r}", m) for p, m in cols.manifests.items())
-    staged = [
-        cols.content_id(i) for i, p in enumerate(cols.paths) if p not in cols.manifests
-    ]  # absent in a partial clone: nothing to keep then
-    present = set(staged) - repo.store.missing(staged)
-    out.extend(("index", oid) for oid in staged if oid in present)
     # the tree cache: a commit reuses these trees without writing them again (absent: rebuilt)
-    cached = [tid for tid, _ in index.trees.values()]
-    absent = repo.store.missing(cached)
-    out.extend(("index tree cache", tid) for tid in cached if tid not in absent)
+    cached = {d: tid for d, (tid, _) in index.trees.items()}
+    absent = repo.store.missing(cached.values())
+    covered = {d for d, tid in cached.items() if tid not in absent}
+    out.extend(("index tree cache", cached[d]) for d in sorted(covered))
+    # A staged entry under a folder whose cached tree is here is an entry of that tree (the
+    # cache is dropped above any change): reached through it. After a commit the root's tree
+    # is cached and no entry is a root of its own (a million roots cost ~500 MB).
+    if "" not in covered:
+        cols = index.columns()
+        staged = []
+        for i, p in enumerate(cols.paths):
+            if any(d in covered for d in parent_dirs(p)):
+                continue
+            m = cols.manifests.get(p)
+            if m is not None:
+                out.append((f"index entry {p!r}", m))
+            else:
+                staged.append(cols.content_id(i))
+        absent = repo.store.missing(staged)  # in a partial clone: nothing to keep then
+        out.extend(("index", oid) for oid in staged if oid not in absent)
     return out
 
 
@@ -166,9 +176,7 @@ def collect(
     inv = take_inventory(store.backend)
     live = mark(store, roots)
     todo = plan(inv, live, cutoff, aggressive=aggressive)
-    present = inv.object_ids()
-    report.objects_before = len(present)
-    report.reachable = len(present & live)
+    report.objects_before, report.reachable = inv.counts(live)
     report.objects_removed = len(todo.garbage)
     report.objects_after = report.objects_before - report.objects_removed
     report.unreachable_kept = len(todo.unreachable_kept - todo.garbage)

@@ -334,12 +334,8 @@ def _secure(
     (same objects, same places, same name), so that one holds the only copy."""
     going = set(going)
     inv, live = marked.inventory, marked.live
-    held = {
-        e.id
-        for p in inv.packs.values()
-        if p.name not in going and p.size is not None
-        for e in p.entries
-    }
+    going_ids = {e.id for n in going if (p := inv.packs.get(n)) is not None for e in p.entries}
+    held = _held(inv, going, going_ids)
     todo = Plan()
     taken: set[ObjectId] = set()
     for name in sorted(going):
@@ -355,14 +351,19 @@ def _secure(
     done = execute(repo.store, inv, todo)
     report.objects_copied += len(todo.copy)
     report.packs_written += len(done.packs_written)
-    after = packs.take()
-    held = {
+    held = _held(packs.take(), going, {e.id for _, e in todo.copy})
+    return {name for name, e in todo.copy if e.id not in held}
+
+
+def _held(inv: Inventory, going: set[str], among: set[ObjectId]) -> set[ObjectId]:
+    """The ids of ``among`` that a pack not ``going`` holds (with its file)."""
+    return {
         e.id
-        for p in after.packs.values()
+        for p in inv.packs.values()
         if p.name not in going and p.size is not None
         for e in p.entries
+        if e.id in among
     }
-    return {name for name, e in todo.copy if e.id not in held}
 
 
 def collect_remote(

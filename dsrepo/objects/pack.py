@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple, overload
 
 from blake3 import blake3
 
@@ -131,6 +131,13 @@ def encode_index(pack_class: PackClass, entries: list[IndexEntry]) -> tuple[str,
 
 def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
     """Parse and verify a pack index; ``name`` is the pack name it must describe."""
+    pack_class, table = decode_index_table(data, name)
+    return pack_class, list(table)
+
+
+def decode_index_table(data: bytes, name: str) -> tuple[PackClass, IndexTable]:
+    """:func:`decode_index`, with the entries kept packed (35 bytes each, decoded when read):
+    a collection holds every pack's entries of a million objects at once."""
     where = f"index of pack {name}"
     if len(data) < _INDEX_HEADER.size + 32:
         raise CorruptObject(f"{where} is truncated")
@@ -146,20 +153,58 @@ def decode_index(data: bytes, name: str) -> tuple[PackClass, list[IndexEntry]]:
         pack_class = PackClass(cls)
     except ValueError:
         raise FormatError(f"{where}: unknown pack class {cls}") from None
-    entries = []
+    table = body[_INDEX_HEADER.size :]
     prev = b""
-    for fields in _INDEX_ENTRY.iter_unpack(memoryview(body)[_INDEX_HEADER.size :]):
-        oid, offset, stored, raw, type_, flags = fields
+    for oid, _, _, _, type_, _ in _INDEX_ENTRY.iter_unpack(table):
         if oid <= prev:
             raise CorruptObject(f"{where}: entries not sorted or duplicated")
         prev = oid
-        t = TYPE_BY_NUMBER.get(type_)
-        if t is None:
+        if type_ not in TYPE_BY_NUMBER:
             raise FormatError(f"{where}: unknown object type {type_}")
-        entries.append(IndexEntry(ObjectId(bytes(oid)), offset, stored, raw, t, flags))
-    if digest.hex() != name or blake3(body[_INDEX_HEADER.size :]).digest() != digest:
+    if digest.hex() != name or blake3(table).digest() != digest:
         raise CorruptObject(f"{where} describes another pack ({digest.hex()[:12]})")
-    return pack_class, entries
+    return pack_class, IndexTable(table)
+
+
+class IndexTable(Sequence[IndexEntry]):
+    """A verified pack index's entries, sorted by id, kept as the index's records (52 bytes
+    each; an IndexEntry is built when one is read)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: bytes) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table) // _INDEX_ENTRY.size
+
+    @overload
+    def __getitem__(self, i: int) -> IndexEntry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[IndexEntry]: ...
+
+    def __getitem__(self, i: int | slice) -> IndexEntry | list[IndexEntry]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("IndexTable index out of range")
+        return _entry(_INDEX_ENTRY.unpack_from(self._table, i * _INDEX_ENTRY.size))
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        return map(_entry, _INDEX_ENTRY.iter_unpack(self._table))
+
+    def ids(self) -> Iterator[ObjectId]:
+        """The ids alone, in (sorted) order."""
+        t, step = self._table, _INDEX_ENTRY.size
+        return (ObjectId(t[k : k + 32]) for k in range(0, len(t), step))
+
+
+def _entry(fields: tuple[bytes, int, int, int, int, int]) -> IndexEntry:
+    oid, offset, stored, raw, type_, flags = fields
+    return IndexEntry(ObjectId(oid), offset, stored, raw, TYPE_BY_NUMBER[type_], flags)
 
 
 def check_pack_header(data: bytes, name: str, pack_class: PackClass | None = None) -> None:

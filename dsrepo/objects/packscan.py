@@ -22,9 +22,10 @@ from dsrepo.objects.errors import ObjectError
 from dsrepo.objects.pack import (
     PACK_HEADER_SIZE,
     RECORD_HEADER_SIZE,
-    IndexEntry,
+    IndexTable,
     PackClass,
     decode_index,
+    decode_index_table,
 )
 from dsrepo.objects.packcheck import PackCheck, verify_records
 from dsrepo.objects.repack import Inventory, Orphan, PackInfo
@@ -129,7 +130,7 @@ class Inventories:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._indexes: dict[str, tuple[PackClass, tuple[IndexEntry, ...]]] = {}
+        self._indexes: dict[str, tuple[PackClass, IndexTable]] = {}
 
     def take(self) -> Inventory:
         packs: dict[str, tuple[int, float | None]] = {}
@@ -147,8 +148,7 @@ class Inventories:
                     data = self.backend.get(layout.index_key(name))
                 except KeyNotFound:
                     continue  # removed since the listing
-                pack_class, entries = decode_index(data, name)
-                known = self._indexes[name] = (pack_class, tuple(entries))
+                known = self._indexes[name] = decode_index_table(data, name)
             size, mtime = packs.get(name, (None, None))
             indexed[name] = PackInfo(name, known[0], known[1], size, index_size, mtime)
         orphans = {

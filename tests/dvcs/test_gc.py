@@ -24,8 +24,10 @@ from dsrepo import EntryKind, Locked, ObjectId, Repository, RepositoryError, Tre
 from dsrepo.dvcs import reflog
 from dsrepo.dvcs.bare import BareRepository
 from dsrepo.dvcs.gc import collect
-from dsrepo.dvcs.lock import gc_lock
+from dsrepo.dvcs.lock import gc_lock, index_lock
 from dsrepo.dvcs.refs import append_locked
+from dsrepo.dvcs.stagingindex import StagingIndex
+from dsrepo.dvcs.treecache import write_index_tree
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import Commit, Signature
 from dsrepo.objects.repack import take_inventory
@@ -260,6 +262,36 @@ def test_staged_content_survives(repo: Repository, tmp_path: Path) -> None:
     assert (repo.root / "small.bin").read_bytes() == small
     versions[repo.commit("staged").id] = snapshot(repo.root)
     check_versions(repo, versions, tmp_path)
+
+
+def test_staged_content_reached_through_the_tree_cache_survives(repo: Repository) -> None:
+    """Staged entries are roots through the index's tree cache: a folder whose cached tree is
+    stored (here in no commit) keeps its files through that tree; the entries of folders whose
+    cache was dropped by a change are roots one by one, chunked files by their manifest."""
+    commit(repo, {"keep.txt": b"k\n"}, "one", {})
+    files = {f"y/{i}.bin": os.urandom(2_000) for i in range(5)}
+    files |= {"x/a.bin": os.urandom(3_000), "x/big.bin": os.urandom(3 * 1024 * 1024)}
+    for p, data in files.items():
+        write(repo.root, p, data)
+    repo.add(".")
+    index = StagingIndex(repo.dsdir / "index")
+    with index_lock(repo.dsdir).held():  # the trees of the staged snapshot, in no commit
+        write_index_tree(repo.store, index)
+        repo.store.flush()
+        index.save_trees()
+    files["x/a.bin"] = os.urandom(2_500)
+    write(repo.root, "x/a.bin", files["x/a.bin"])
+    repo.add("x/a.bin")  # drops x/ and the root from the cache; y/ stays
+    trees = StagingIndex(repo.dsdir / "index").trees
+    assert "y" in trees and "x" not in trees and "" not in trees
+    age(pack_files(repo), 3 * WEEK)
+    report = repo.gc(prune="now", aggressive=True)
+    assert report.objects_removed > 0  # the first x/a.bin went
+    for p in files:
+        (repo.root / p).unlink()
+    repo.restore(*files, cwd=repo.root)  # from the staging area
+    assert {p: (repo.root / p).read_bytes() for p in files} == files
+    repo.fsck()
 
 
 def test_merge_head_and_an_interrupted_operation_keep_their_commits(
