@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs.history import diff_trees
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
@@ -59,8 +60,10 @@ class CheckoutResult:
 
 
 def _check_case(root: Path, paths: Iterable[str]) -> None:
+    if not is_case_insensitive_fs(root):  # one probe, not a pass over a million paths
+        return
     collisions = find_case_collisions(paths)
-    if collisions and is_case_insensitive_fs(root):
+    if collisions:
         shown = ", ".join(f"{a} ~ {b}" for a, b in collisions[:10])
         raise PathError(
             f"paths differ only in letter case on a case-insensitive filesystem: {shown}"
@@ -114,6 +117,24 @@ def dirty_paths(repo: Repository, wt: Worktree, head_files: Mapping[str, TreeEnt
     return dirty
 
 
+def dirty_among(
+    wt: Worktree, head_files: Mapping[str, TreeEntry], paths: Iterable[str]
+) -> set[str]:
+    """:func:`dirty_paths` restricted to ``paths`` (``head_files`` holds HEAD's entry of each
+    of them that HEAD has): staged changes, then the working file against the index, path by
+    path, with no walk of the whole working copy."""
+    dirty = set()
+    index = wt.index.entries
+    for p in paths:
+        e, h = index.get(p), head_files.get(p)
+        if e is None or h is None:
+            if e is not None or h is not None:
+                dirty.add(p)
+        elif (h.kind, h.id) != e.version or wt.differs(e):
+            dirty.add(p)
+    return dirty
+
+
 def settled_paths(
     repo: Repository,
     wt: Worktree,
@@ -152,8 +173,23 @@ def switch_to(
 
     Uncommitted changes to paths the switch does not touch are carried over, as git does.
     """
-    head_files = repo.flatten(repo.commit_tree(repo.head_commit()))
-    new_files = repo.flatten(repo.commit_tree(target))
+    head_tree, new_tree = repo.commit_tree(repo.head_commit()), repo.commit_tree(target)
+    changed_only = (
+        not force
+        and head_tree is not None
+        and wt.sparse is None
+        and not is_case_insensitive_fs(wt.root)
+    )
+    if changed_only:  # what differs, identical subtrees unread: costs what changed
+        head_files: dict[str, TreeEntry] = {}
+        new_files: dict[str, TreeEntry] = {}
+        for p, old, new in diff_trees(repo, head_tree, new_tree):
+            if old is not None:
+                head_files[p] = old
+            if new is not None:
+                new_files[p] = new
+    else:
+        head_files, new_files = repo.flatten(head_tree), repo.flatten(new_tree)
     return apply_files(
         repo,
         wt,
@@ -163,6 +199,7 @@ def switch_to(
         force=force,
         progress=progress,
         operation=operation,
+        changed_only=changed_only,
     )
 
 
@@ -176,12 +213,21 @@ def apply_files(
     force: bool,
     progress: Progress | None = None,
     operation: str | None = None,
+    changed_only: bool = False,
 ) -> CheckoutResult:
     """Turn the working copy and index from ``head_files`` into ``new_files``: every check first
     (local changes, files in the way, :func:`preflight`), then ``operation`` (``checkout main``) is
-    recorded in progress (:mod:`dsrepo.dvcs.opstate`; the caller finishes it), then files change."""
-    _check_case(wt.root, new_files)
-    dirty = set() if force else dirty_paths(repo, wt, head_files)
+    recorded in progress (:mod:`dsrepo.dvcs.opstate`; the caller finishes it), then files change.
+
+    ``changed_only`` (not with ``force``): both hold only the paths where the two versions
+    differ; they agree everywhere else, so nothing else is looked at, written or counted in
+    ``kept`` (local changes elsewhere are carried over untouched), and the index's tree cache
+    keeps every folder no change is under (the changed ones are rebuilt by the next commit)."""
+    if changed_only:  # (only on a case-sensitive filesystem: no case collision to look for)
+        dirty = dirty_among(wt, head_files, {*head_files, *new_files})
+    else:
+        _check_case(wt.root, new_files)
+        dirty = set() if force else dirty_paths(repo, wt, head_files)
     # added, changed or removed (no union of both path sets: 1M paths cost ~60 MB each)
     touched = {
         p
@@ -243,7 +289,7 @@ def apply_files(
     try:
         to_remove = [
             p
-            for p in sorted(set(head_files) | set(index.entries))
+            for p in sorted(set(head_files) if changed_only else {*head_files, *index.entries})
             if p not in new_files and p not in carried
         ]
         for p in to_remove:
@@ -280,7 +326,11 @@ def apply_files(
                 if cur is None or cur.version != (e.kind, e.id):
                     index.set(IndexEntry(p, e.kind, e.size, e.id, e.manifest))
                 result.kept += 1
-        if commit is not None and all(_staged_as(index, p, new_files.get(p)) for p in carried):
+        if (
+            not changed_only
+            and commit is not None
+            and all(_staged_as(index, p, new_files.get(p)) for p in carried)
+        ):
             target_tree = repo.commit_tree(commit)  # the index equals the target tree
             if target_tree is not None:
                 index.set_trees(repo.tree_dirs(target_tree))

@@ -180,6 +180,16 @@ class Worktree:
         start, end = self.index.rows_under(prefix)
         return end > start
 
+    def differs(self, e: IndexEntry) -> bool:
+        """Whether the working file of tracked entry ``e`` is not what the index says: gone,
+        of another kind, or other content (hashed only when its stat changed or is racy)."""
+        s = _scan_one(self.root, e.path)
+        if s is None or s.kind != e.kind:
+            return True
+        if self._unchanged(e, s):
+            return False
+        return self.hash_entry(s, write=False).content_id != e.content_id
+
     def _unchanged(self, e: IndexEntry | None, s: ScanEntry) -> bool:
         return e is not None and e.same_stat(s) and not self.index.is_racy(e)
 

@@ -1,0 +1,102 @@
+"""``switch`` looks only at the paths where HEAD and the target differ (identical subtrees
+unread, local changes checked path by path): it must end exactly as the full comparison of both
+versions does, refusals included. Each scenario runs in two copies of one repository, one forced
+down the full path, and both outcomes are compared."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dsrepo import Repository
+from dsrepo.dvcs import checkout
+from dsrepo.errors import DsrepoError
+from tests.snapshots import snapshot
+
+FOLDERS = ["a", "a/deep", "b", "c"]
+
+
+def _files(rng: random.Random) -> dict[str, bytes]:
+    return {
+        f"{d}/f{i}.txt": b"%s %d %d" % (d.encode(), i, rng.randrange(3))
+        for d in FOLDERS
+        for i in range(4)
+    }
+
+
+def _write(root: Path, files: dict[str, bytes]) -> None:
+    for p, data in files.items():
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_bytes(data)
+
+
+def _scenario(root: Path, seed: int) -> None:
+    """main and other share a first commit; main then changes, adds and removes files; the
+    working copy on main gets local changes of every kind (some in the way of the switch)."""
+    rng = random.Random(seed)
+    repo = Repository.init(root)
+    base = _files(rng)
+    _write(root, base)
+    repo.add(".")
+    repo.commit("base")
+    repo.branch("other")
+    for p in rng.sample(sorted(base), 4):
+        (root / p).write_bytes(b"changed on main " + p.encode())
+    for p in rng.sample(sorted(base), 2):
+        if (root / p).exists():
+            (root / p).unlink()
+    _write(root, {f"new/n{i}.txt": b"new %d" % i for i in range(rng.randrange(3))})
+    repo.add(".")
+    repo.commit("main moves on")
+    # local changes: edits, deletions, staged and untracked files, some where other differs
+    tracked = sorted(p for p in snapshot(root) if not p.startswith(".dsrepo"))
+    for p in rng.sample(tracked, rng.randrange(3)):
+        (root / p).write_bytes(b"local edit " + p.encode())
+    for p in rng.sample(tracked, rng.randrange(2)):
+        (root / p).unlink()
+    if rng.random() < 0.5:
+        _write(root, {"staged.txt": b"staged"})
+        repo.add("staged.txt")
+    gone = sorted(set(base) - set(tracked))
+    for p in gone[: rng.randrange(len(gone) + 1)]:  # untracked, where other has a file
+        (root / p).write_bytes(base[p] if rng.random() < 0.5 else b"untracked in the way")
+    repo.close()
+
+
+def _switch(root: Path) -> tuple[str, dict[str, bytes], list[object], object]:
+    repo = Repository.open(root)
+    try:
+        try:
+            result = repo.switch("other")
+            outcome = f"ok: wrote {sorted(result.written)} removed {sorted(result.removed)}"
+        except DsrepoError as exc:
+            outcome = f"{type(exc).__name__}: {exc}"
+        entries = list(repo.worktree.index.entries.items())
+        status = dataclasses.replace(repo.status(untracked="all"), upstream=None)
+        files = {p: d for p, d in snapshot(root).items() if not p.startswith(".dsrepo")}
+        return outcome, files, entries, status
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_switch_of_changed_paths_only_ends_as_the_full_comparison(
+    seed: int, tmp_path: Path, identity: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, full = tmp_path / "fast", tmp_path / "full"
+    _scenario(fast, seed)
+    shutil.copytree(fast, full, symlinks=True)
+    got = _switch(fast)
+    monkeypatch.setattr(checkout, "is_case_insensitive_fs", lambda root: True)  # the full path
+    want = _switch(full)
+    assert got[0] == want[0]
+    assert got[1] == want[1]
+    assert [(p, e.version, e.size) for p, e in got[2]] == [  # type: ignore[attr-defined]
+        (p, e.version, e.size)  # type: ignore[attr-defined]
+        for p, e in want[2]
+    ]
+    assert got[3] == want[3]
