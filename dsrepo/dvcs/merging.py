@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsrepo.dvcs import opstate
-from dsrepo.dvcs.checkout import apply_files, dirty_paths, settled_paths
+from dsrepo.dvcs.checkout import apply_files, dirty_paths, settled_paths, switch_to
 from dsrepo.dvcs.commits import message_text, put_durable, write_tree
 from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
 from dsrepo.dvcs.graph import is_ancestor, merge_bases
@@ -95,8 +95,6 @@ def merge(
         opstate.finish(repo.dsdir, operation)  # a killed run had moved HEAD already
         return MergeOutcome(MergeKind.UP_TO_DATE, head)
     identity = repo.identity() if not no_commit else None
-    head_files = repo.flatten(repo.commit_tree(head))
-    dirty = dirty_paths(repo, wt, head_files)
     if (
         (
             head is None
@@ -106,15 +104,15 @@ def merge(
         and not no_commit
     ):
         target = others[0]
-        new_files = repo.flatten(repo.commit_tree(target))
-        result = apply_files(
-            repo, wt, head_files, new_files, commit=target, force=False, operation=operation
-        )
+        # a switch: only the paths the two versions differ in are compared (a pull's usual case)
+        result = switch_to(repo, wt, target, operation=operation)
         repo.update_head(target, head, f"merge {revs[0]}: Fast-forward")
         opstate.finish(repo.dsdir)
         return MergeOutcome(
             MergeKind.FAST_FORWARD, target, changed=len(result.written) + len(result.removed)
         )
+    head_files = repo.flatten(repo.commit_tree(head))
+    dirty = dirty_paths(repo, wt, head_files)
     heads = ([head] if head is not None else []) + others
     bases = [from_hex(h) for h in merge_bases(repo.parents_of, [h.hex() for h in heads])]
     base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
