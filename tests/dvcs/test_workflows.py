@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,45 @@ def test_verify_lists_missing_extra_modified(repo: Repository, tmp_path: Path) -
     assert r.rows() == [("M", "a.bin"), ("D", "d/b.bin"), ("?", "extra.txt")]
     with pytest.raises(PathError):
         repo.verify(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_verify_joins_both_walks_whatever_the_names(
+    repo: Repository, tmp_path: Path, seed: int
+) -> None:
+    """The version and the directory are walked in component order and joined as they come:
+    names that sort differently as plain strings (``a``, ``a-b``, ``a.b``, ``a/x``), a folder
+    where the version has a file and the other way round, must give what comparing both
+    sides whole gives."""
+    rng = random.Random(seed)
+    names = ["a", "a-b", "a.b", "a0", "b", "é", "z"]
+    paths = sorted({"/".join(rng.choices(names, k=rng.randint(1, 3))) for _ in range(25)})
+    files = [p for p in paths if not any(q.startswith(p + "/") for q in paths)]
+    for p in files:
+        write(repo.root, p, p * 3)
+    repo.add(".")
+    repo.commit("one")
+    copy = tmp_path / "copy"
+    repo.checkout("HEAD", into=copy)
+    for p in rng.sample(files, 3):
+        action = rng.choice(["gone", "edit", "dir"])
+        if action == "gone":
+            (copy / p).unlink()
+        elif action == "edit":
+            write(copy, p, "edited")
+        else:  # a folder where the version has a file
+            (copy / p).unlink()
+            write(copy, p + "/inside", "x")
+    write(copy, rng.choice(names) + ".extra", "x")
+    r = repo.verify(copy)
+    have = {
+        str(f.relative_to(copy).as_posix()): f.read_bytes() for f in copy.rglob("*") if f.is_file()
+    }
+    want = {p: (p * 3).encode() for p in files}
+    assert r.missing == tuple(sorted(p for p in want if p not in have))
+    assert r.extra == tuple(sorted(p for p in have if p not in want))
+    assert r.modified == tuple(sorted(p for p in want if p in have and have[p] != want[p]))
+    assert r.checked == len(want)
 
 
 # ---- 3. search
