@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dsrepo.dvcs import opstate
-from dsrepo.dvcs.checkout import apply_files, dirty_paths, settled_paths, switch_to
+from dsrepo.dvcs.checkout import (
+    apply_files,
+    dirty_among,
+    dirty_paths,
+    settled_paths,
+    switch_to,
+)
 from dsrepo.dvcs.commits import message_text, put_durable, write_tree
 from dsrepo.dvcs.errors import MergeConflictError, StateError, WouldOverwrite
 from dsrepo.dvcs.graph import is_ancestor, merge_bases
+from dsrepo.dvcs.history import diff_trees
 from dsrepo.dvcs.merge import PathConflict, Strategy, merge_snapshots
 from dsrepo.dvcs.mergestate import (
     clear_merge_state,
@@ -25,8 +32,10 @@ from dsrepo.dvcs.mergestate import (
     merge_in_progress,
     record_merge,
 )
+from dsrepo.dvcs.paths import is_case_insensitive_fs
 from dsrepo.dvcs.refnames import shorten
 from dsrepo.dvcs.revisions import resolve_commit
+from dsrepo.dvcs.treepatch import patch_tree
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.model import Commit, TreeEntry
 
@@ -111,12 +120,21 @@ def merge(
         return MergeOutcome(
             MergeKind.FAST_FORWARD, target, changed=len(result.written) + len(result.removed)
         )
-    head_files = repo.flatten(repo.commit_tree(head))
-    dirty = dirty_paths(repo, wt, head_files)
     heads = ([head] if head is not None else []) + others
     bases = [from_hex(h) for h in merge_bases(repo.parents_of, [h.hex() for h in heads])]
-    base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
-    snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
+    # with a base and local changes allowed elsewhere, only the paths some head changed are
+    # merged, checked and written: the others are the base's in every head, so HEAD's
+    changed_only = bool(bases) and head is not None and not no_commit and wt.sparse is None
+    changed_only = changed_only and not is_case_insensitive_fs(wt.root)
+    if changed_only:
+        base_files, snapshots = _changed_paths(repo, bases[0], heads)
+        head_files = snapshots[0]
+        dirty = dirty_among(wt, head_files, {*base_files, *(p for s in snapshots for p in s)})
+    else:
+        head_files = repo.flatten(repo.commit_tree(head))
+        dirty = dirty_paths(repo, wt, head_files)
+        base_files = repo.flatten(repo.commit_tree(bases[0])) if bases else {}
+        snapshots = [repo.flatten(repo.commit_tree(h)) for h in heads]
     outcome = merge_snapshots(base_files, snapshots, strategy)
     touched = _changed(head_files, outcome.merged) | {c.path for c in outcome.conflicts}
     # files a killed run of this merge already wrote are not local changes
@@ -140,7 +158,13 @@ def merge(
             + describe_conflicts(outcome.conflicts, labels)
         )
     store = repo.store
-    tree = write_tree(store, outcome.merged)
+    merged = outcome.merged
+    if changed_only:  # HEAD's tree with the paths the merge changes: their folders rebuilt
+        head_files = {p: head_files[p] for p in touched if p in head_files}
+        merged = {p: merged[p] for p in touched if p in merged}
+        tree = patch_tree(store, repo.commit_tree(head), {p: merged.get(p) for p in touched})
+    else:
+        tree = write_tree(store, merged)
     names = ", ".join(revs)
     branch = repo.head_branch()
     msg = message or f"Merge {names} into {shorten(branch) if branch else 'HEAD'}"
@@ -161,7 +185,14 @@ def merge(
     merge_commit = Commit(tree, tuple(heads), identity, identity, message_text(msg), meta)
     cid = put_durable(store, merge_commit)
     applied = apply_files(
-        repo, wt, head_files, outcome.merged, commit=cid, force=False, operation=operation
+        repo,
+        wt,
+        head_files,
+        merged,
+        commit=cid,
+        force=False,
+        operation=operation,
+        changed_only=changed_only,
     )
     repo.update_head(cid, head, f"merge {names}")
     opstate.finish(repo.dsdir)
@@ -172,6 +203,31 @@ def merge(
         outcome.resolved,
         changed=len(applied.written) + len(applied.removed),
     )
+
+
+def _changed_paths(
+    repo: Repository, base: ObjectId, heads: Sequence[ObjectId]
+) -> tuple[dict[str, TreeEntry], list[dict[str, TreeEntry]]]:
+    """The base's and each head's entries of every path some head changed since ``base``
+    (identical subtrees unread): everywhere else every head is the base."""
+    base_tree = repo.commit_tree(base)
+    diffs = [
+        {p: (old, new) for p, old, new in diff_trees(repo, base_tree, repo.commit_tree(h))}
+        for h in heads
+    ]
+    base_files: dict[str, TreeEntry] = {}
+    for d in diffs:
+        base_files.update((p, old) for p, (old, _) in d.items() if old is not None)
+    paths = {p for d in diffs for p in d}
+    snapshots = []
+    for d in diffs:
+        snap: dict[str, TreeEntry] = {}
+        for p in paths:
+            e = d[p][1] if p in d else base_files.get(p)
+            if e is not None:
+                snap[p] = e
+        snapshots.append(snap)
+    return base_files, snapshots
 
 
 def _changed(a: dict[str, TreeEntry], b: dict[str, TreeEntry]) -> set[str]:
