@@ -500,7 +500,9 @@ def restore(
     if source is None and not staged:
         files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in wt.index.entries.values()}
     else:
-        files = repo.flatten(repo.commit_tree(resolve_commit(repo, source or "HEAD")))
+        files = _files_under(
+            repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes
+        )
     for pre in prefixes:
         matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
         if staged:  # staged paths the source lacks are unstaged (removed from the index)
@@ -526,3 +528,23 @@ def restore(
             restored.append(p)
     wt.index.save()
     return restored
+
+
+def _files_under(
+    repo: Repository, tree: ObjectId | None, prefixes: Sequence[str]
+) -> dict[str, TreeEntry]:
+    """The files of ``tree`` at or below each prefix: only their subtrees are read (restoring
+    one file of a million-file version read and held the whole version)."""
+    files: dict[str, TreeEntry] = {}
+    if tree is None:
+        return files
+    for pre in prefixes:
+        key = pre.strip("/")
+        if not key:
+            return repo.flatten(tree)
+        e = repo.lookup_path(tree, key)
+        if e is not None and e.kind == EntryKind.TREE:
+            files.update(repo.walk_tree(e.id, key + "/"))
+        elif e is not None:
+            files[key] = e
+    return files

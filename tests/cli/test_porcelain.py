@@ -546,6 +546,14 @@ def test_restore(history: dict[str, str], wc: Path, cli: Cli) -> None:
     cli("restore", "--staged", "a.txt")
     assert short_status(cli) == {"a.txt": " M"}
     assert_one_error_line(cli.fail(9, "restore", "no-such-file"))
+    # from a version, only the named file's or folder's subtree is read
+    (wc / "d/b2.bin").unlink()
+    cli("restore", "--source", "HEAD", "d", "a.txt")
+    assert (wc / "d/b2.bin").read_bytes() == b"\x00\xffbinary"
+    assert (wc / "a.txt").read_bytes() == b"alpha 2\n"
+    assert short_status(cli) == {}
+    for missing in ("d/nope", "a.txt/below", "no-such-file"):
+        assert_one_error_line(cli.fail(9, "restore", "--source", "HEAD", missing))
 
 
 def test_rm_and_mv(history: dict[str, str], wc: Path, cli: Cli) -> None:
