@@ -6,43 +6,39 @@ versions: both must refuse alike, or make the same merge tree, files, index and 
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dsrepo import Repository
 from dsrepo.dvcs import checkout, merging
-from dsrepo.errors import DsrepoError
+from tests.dvcs.conftest import write
+from tests.dvcs.outcomes import outcome
 from tests.snapshots import snapshot
 
 FOLDERS = ["a", "a/deep", "b", "c"]
 
 
-def _write(root: Path, rel: str, data: bytes) -> None:
-    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    (root / rel).write_bytes(data)
-
-
 def _change(root: Path, rng: random.Random, tag: str) -> None:
     files = sorted(p for p in snapshot(root) if not p.startswith(".dsrepo"))
     for p in rng.sample(files, 3):
-        _write(root, p, f"{tag} edit of {p}".encode())
+        write(root, p, f"{tag} edit of {p}".encode())
     for p in rng.sample(files, 2):
         if (root / p).exists():
             (root / p).unlink()
-    _write(root, f"{rng.choice(FOLDERS)}/{tag}-{rng.randrange(3)}.txt", tag.encode())
+    write(root, f"{rng.choice(FOLDERS)}/{tag}-{rng.randrange(3)}.txt", tag.encode())
     if rng.random() < 0.3:  # a file becomes a folder
         p = rng.choice([f for f in files if (root / f).exists()])
         (root / p).unlink()
-        _write(root, f"{p}/inside.txt", tag.encode())
+        write(root, f"{p}/inside.txt", tag.encode())
     if tag == "theirs" and rng.random() < 0.5:  # a new file, staged locally too (below)
-        _write(root, "b/shared-new.txt", b"theirs")
+        write(root, "b/shared-new.txt", b"theirs")
     if rng.random() < 0.3:  # a folder becomes a file
         shutil.rmtree(root / "c", ignore_errors=True)
-        _write(root, "c", tag.encode())
+        write(root, "c", tag.encode())
 
 
 def _scenario(root: Path, seed: int) -> None:
@@ -50,7 +46,7 @@ def _scenario(root: Path, seed: int) -> None:
     repo = Repository.init(root)
     for d in FOLDERS:
         for i in range(3):
-            _write(root, f"{d}/f{i}.txt", f"{d} {i}".encode())
+            write(root, f"{d}/f{i}.txt", f"{d} {i}".encode())
     repo.add(".")
     repo.commit("base")
     repo.switch("other", create=True)
@@ -63,31 +59,23 @@ def _scenario(root: Path, seed: int) -> None:
     repo.commit("ours")
     files = sorted(p for p in snapshot(root) if not p.startswith(".dsrepo"))
     for p in rng.sample(files, rng.randrange(3)):  # local changes, some in the way
-        _write(root, p, b"local edit")
+        write(root, p, b"local edit")
     if rng.random() < 0.4:
-        _write(root, "b/staged.txt", b"staged")
+        write(root, "b/staged.txt", b"staged")
         repo.add("b/staged.txt")
     if rng.random() < 0.5:  # staged where theirs may add a file
-        _write(root, "b/shared-new.txt", b"local")
+        write(root, "b/shared-new.txt", b"local")
         repo.add("b/shared-new.txt")
     repo.close()
 
 
-def _merge(root: Path, strategy: str | None) -> tuple[str, dict[str, bytes], list[object], object]:
-    repo = Repository.open(root)
-    try:
-        try:
-            out = repo.merge("other", strategy=strategy, message="m")
-            tree = repo.commit_tree(out.commit) if out.commit is not None else None
-            outcome = f"{out.kind}: tree {tree.hex() if tree else None} changed {out.changed}"
-        except DsrepoError as exc:
-            outcome = f"{type(exc).__name__}: {exc}"
-        entries = [(p, e.version, e.size) for p, e in repo.worktree.index.entries.items()]
-        status = dataclasses.replace(repo.status(untracked="all"), upstream=None, head=None)
-        files = {p: d for p, d in snapshot(root).items() if not p.startswith(".dsrepo")}
-        return outcome, files, entries, status
-    finally:
-        repo.close()
+def _merger(strategy: str | None) -> Callable[[Repository], str]:
+    def run(repo: Repository) -> str:
+        out = repo.merge("other", strategy=strategy, message="m")
+        tree = repo.commit_tree(out.commit) if out.commit is not None else None
+        return f"{out.kind}: tree {tree.hex() if tree else None} changed {out.changed}"
+
+    return run
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -97,12 +85,9 @@ def test_merge_of_changed_paths_only_ends_as_the_full_comparison(
     fast, full = tmp_path / "fast", tmp_path / "full"
     _scenario(fast, seed)
     shutil.copytree(fast, full, symlinks=True)
-    strategy = ["ours", "theirs", None][seed % 3]
-    got = _merge(fast, strategy)
+    run = _merger(["ours", "theirs", None][seed % 3])
+    got = outcome(fast, run)
     for module in (checkout, merging):  # the full path: no changed-only shortcut
         monkeypatch.setattr(module, "is_case_insensitive_fs", lambda root: True)
-    want = _merge(full, strategy)
-    assert got[0] == want[0]
-    assert got[1] == want[1]
-    assert got[2] == want[2]
-    assert got[3] == want[3]
+    want = outcome(full, run)
+    assert got == want

@@ -5,7 +5,6 @@ down the full path, and both outcomes are compared."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import shutil
 from pathlib import Path
@@ -14,7 +13,8 @@ import pytest
 
 from dsrepo import Repository
 from dsrepo.dvcs import checkout
-from dsrepo.errors import DsrepoError
+from tests.dvcs.conftest import write
+from tests.dvcs.outcomes import outcome
 from tests.snapshots import snapshot
 
 FOLDERS = ["a", "a/deep", "b", "c"]
@@ -30,8 +30,7 @@ def _files(rng: random.Random) -> dict[str, bytes]:
 
 def _write(root: Path, files: dict[str, bytes]) -> None:
     for p, data in files.items():
-        (root / p).parent.mkdir(parents=True, exist_ok=True)
-        (root / p).write_bytes(data)
+        write(root, p, data)
 
 
 def _scenario(root: Path, seed: int) -> None:
@@ -67,20 +66,9 @@ def _scenario(root: Path, seed: int) -> None:
     repo.close()
 
 
-def _switch(root: Path) -> tuple[str, dict[str, bytes], list[object], object]:
-    repo = Repository.open(root)
-    try:
-        try:
-            result = repo.switch("other")
-            outcome = f"ok: wrote {sorted(result.written)} removed {sorted(result.removed)}"
-        except DsrepoError as exc:
-            outcome = f"{type(exc).__name__}: {exc}"
-        entries = list(repo.worktree.index.entries.items())
-        status = dataclasses.replace(repo.status(untracked="all"), upstream=None)
-        files = {p: d for p, d in snapshot(root).items() if not p.startswith(".dsrepo")}
-        return outcome, files, entries, status
-    finally:
-        repo.close()
+def _switch(repo: Repository) -> str:
+    result = repo.switch("other")
+    return f"ok: wrote {sorted(result.written)} removed {sorted(result.removed)}"
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -90,13 +78,7 @@ def test_switch_of_changed_paths_only_ends_as_the_full_comparison(
     fast, full = tmp_path / "fast", tmp_path / "full"
     _scenario(fast, seed)
     shutil.copytree(fast, full, symlinks=True)
-    got = _switch(fast)
+    got = outcome(fast, _switch)
     monkeypatch.setattr(checkout, "is_case_insensitive_fs", lambda root: True)  # the full path
-    want = _switch(full)
-    assert got[0] == want[0]
-    assert got[1] == want[1]
-    assert [(p, e.version, e.size) for p, e in got[2]] == [  # type: ignore[attr-defined]
-        (p, e.version, e.size)  # type: ignore[attr-defined]
-        for p, e in want[2]
-    ]
-    assert got[3] == want[3]
+    want = outcome(full, _switch)
+    assert got == want
