@@ -181,7 +181,10 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         try:
             return cls.open(root, search_parents=False)
         except NotARepository:
-            return cls.init(root)
+            try:
+                return cls.init(root)
+            except AlreadyARepository:  # another get or prune made it meanwhile
+                return cls.open(root, search_parents=False)
 
     @classmethod
     def cache_prune(
@@ -473,9 +476,8 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         cached: bool = False,
         cwd: Path | None = None,
     ) -> DiffResult:
-        """Compare two versions; with one, it against the working copy (``cached``: against
-        the staging area); with none, the staging area against the working copy. ``paths`` are
-        relative to ``cwd`` (default: the root)."""
+        """Compare two versions; with one, it against the working copy (``cached``: the staging
+        area); with none, the staging area against the working copy (``paths``: from ``cwd``)."""
         from dsrepo.dvcs.history import diff
 
         return diff(self, self.worktree, a, b, paths, cached=cached, cwd=cwd)
@@ -544,9 +546,8 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         check_old: bool = True,
         message: str = "update-ref",
     ) -> None:
-        """Set ref ``name`` to revision ``new`` (None: delete it) only if it holds ``old``
-        (``""`` or 64 zeros: only if it does not exist; ``check_old=False``: whatever it holds,
-        still atomically)."""
+        """Set ref ``name`` to revision ``new`` (None: delete it) only if it holds ``old`` (``""``
+        or 64 zeros: only if it does not exist; ``check_old=False``: whatever it holds, atomically)."""
         from dsrepo.dvcs.refedit import update_ref
 
         update_ref(self, name, new, old, check_old=check_old, message=message)
