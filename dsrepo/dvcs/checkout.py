@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
-from dsrepo.dvcs.history import diff_trees
+from dsrepo.dvcs.history import diff_trees, files_under
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
@@ -500,9 +500,7 @@ def restore(
     if source is None and not staged:
         files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in wt.index.entries.values()}
     else:
-        files = _files_under(
-            repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes
-        )
+        files = _files_at(repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes)
     for pre in prefixes:
         matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
         if staged:  # staged paths the source lacks are unstaged (removed from the index)
@@ -530,7 +528,7 @@ def restore(
     return restored
 
 
-def _files_under(
+def _files_at(
     repo: Repository, tree: ObjectId | None, prefixes: Sequence[str]
 ) -> dict[str, TreeEntry]:
     """The files of ``tree`` at or below each prefix: only their subtrees are read (restoring
@@ -543,8 +541,6 @@ def _files_under(
         if not key:
             return repo.flatten(tree)
         e = repo.lookup_path(tree, key)
-        if e is not None and e.kind == EntryKind.TREE:
-            files.update(repo.walk_tree(e.id, key + "/"))
-        elif e is not None:
-            files[key] = e
+        if e is not None:
+            files.update(files_under(repo, e, key))
     return files

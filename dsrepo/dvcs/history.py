@@ -179,7 +179,8 @@ def _entries(repo: Repository, tree: ObjectId | None) -> dict[str, TreeEntry]:
     return {} if tree is None else {e.name: e for e in repo.store.tree_entries(tree)}
 
 
-def _files_under(repo: Repository, e: TreeEntry, path: str) -> Iterator[tuple[str, TreeEntry]]:
+def files_under(repo: Repository, e: TreeEntry, path: str) -> Iterator[tuple[str, TreeEntry]]:
+    """The files at ``path`` of a version: the entry itself, or every file of its subtree."""
     if e.kind == EntryKind.TREE:
         yield from repo.walk_tree(e.id, path + "/")
     else:
@@ -210,10 +211,10 @@ def diff_trees(
                 yield path, x, y
             continue
         if x is not None:
-            for p, e in _files_under(repo, x, path):
+            for p, e in files_under(repo, x, path):
                 yield p, e, None
         if y is not None:
-            for p, e in _files_under(repo, y, path):
+            for p, e in files_under(repo, y, path):
                 yield p, None, e
 
 

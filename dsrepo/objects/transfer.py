@@ -169,9 +169,9 @@ class Located:
             yield name, got, got.distinct()
 
     def ids(self) -> Iterator[ObjectId]:
-        for pack, got, distinct in self.packs():
-            for oid, _ in got.members(pack, distinct):
-                yield oid
+        for _, got, distinct in self.packs():
+            ids = bytes(got.ids)
+            yield from (ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in distinct)
 
     def lacking(self, dst: ObjectStore) -> Located:
         """The objects ``dst`` does not hold (one batched query per pack)."""
