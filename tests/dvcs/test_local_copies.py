@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import dsrepo
 from dsrepo import Repository, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs.errors import NotARepository
 from tests.dvcs.conftest import write
 
 
@@ -319,3 +320,24 @@ def test_reflink_is_used_where_the_filesystem_clones_else_refused(
     else:
         assert got.methods == {"reflink": 4} and got.linked == 4
         assert files(tmp_path / "two") == files(tmp_path / "one")
+
+
+def test_the_cache_made_by_another_get_meanwhile_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A get sees no cache, another process creates it, then this one's init finds it: the
+    cache is opened, not refused with AlreadyARepository."""
+    root = tmp_path / "cache"
+    Repository.init(root).close()  # what the other process made
+    real_open = Repository.open.__func__  # type: ignore[attr-defined]
+    calls: list[int] = []
+
+    def open_late(cls: type[Repository], path: Path, **kw: bool) -> Repository:
+        calls.append(1)
+        if len(calls) == 1:  # looked before the other process had finished
+            raise NotARepository(f"not a dsrepo repository: {path}")
+        return real_open(cls, path, **kw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Repository, "open", classmethod(open_late))
+    with Repository._open_cache(root) as cache:
+        assert cache.root == root and len(calls) == 2

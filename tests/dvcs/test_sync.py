@@ -59,15 +59,21 @@ def _clean(r_out: str) -> bool:
 # ---------------------------------------------------------------- 1. round trip, partial clone
 
 
-def test_push_then_clone_round_trip_and_partial_clone(
-    remote: RemoteSpec, ds: Ds, sync_env: Path
-) -> None:
-    tmp = sync_env
+def _committed_dataset(ds: Ds, tmp: Path) -> tuple[Path, dict[str, bytes]]:
+    """``tmp/src``: a new repository holding the test dataset in one commit (and the files)."""
     ds(tmp, "init", "src")
     src = tmp / "src"
     expected = make_dataset(src)
     ds(src, "add", ".")
     ds(src, "commit", "-m", "v1")
+    return src, expected
+
+
+def test_push_then_clone_round_trip_and_partial_clone(
+    remote: RemoteSpec, ds: Ds, sync_env: Path
+) -> None:
+    tmp = sync_env
+    src, expected = _committed_dataset(ds, tmp)
     head = ds(src, "rev-parse", "HEAD").out.strip()
     ds(src, "remote", "add", "origin", remote.url, *remote.opts())
     out = ds(src, "push").out
@@ -122,11 +128,7 @@ def test_a_partial_clone_pushes_only_where_the_data_it_lacks_already_is(
     that holds that data works; to an empty remote it is refused (the data is missing here and
     there) and no ref moves there."""
     tmp = sync_env
-    ds(tmp, "init", "src")
-    src = tmp / "src"
-    expected = make_dataset(src)
-    ds(src, "add", ".")
-    ds(src, "commit", "-m", "v1")
+    src, expected = _committed_dataset(ds, tmp)
     ds(src, "remote", "add", "origin", str(tmp / "origin"))
     ds(src, "push")
     ds(tmp, "clone", "--only", "img/*", str(tmp / "origin"), "part")

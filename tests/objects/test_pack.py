@@ -26,6 +26,7 @@ from dsrepo.objects.pack import (
     PackBuilder,
     PackClass,
     decode_index,
+    decode_index_table,
     encode_index,
     iter_pack_records,
 )
@@ -148,6 +149,18 @@ def test_objects_over_4_gib_are_refused() -> None:
 def good() -> tuple[str, bytes, bytes]:
     name, pack, index, _ = build([b"one", b"two", b"three"]).finish()
     return name, pack, index
+
+
+def test_an_index_table_reads_as_the_decoded_entries() -> None:
+    """A collection keeps pack indexes packed: the table must read exactly as decode_index."""
+    name, _, index = good()
+    pack_class, entries = decode_index(index, name)
+    cls, table = decode_index_table(index, name)
+    assert cls == pack_class and list(table) == entries and len(table) == 3
+    assert table[0] == entries[0] and table[-1] == entries[-1] and table[1:] == entries[1:]
+    assert list(table.ids()) == sorted(e.id for e in entries)
+    with pytest.raises(IndexError):
+        table[3]
 
 
 def test_index_checksum_mismatch() -> None:
