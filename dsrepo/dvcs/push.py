@@ -345,6 +345,9 @@ class _Sender:
         self.jobs, self.progress = jobs, progress
         self.copied = CopyStats()
         self.rounds = 0
+        self.distrust: set[str] = set()
+        """Packs whose keys this push found already there, in a round the collector's counter
+        then moved: a collection may have been deleting them (their objects are sent again)."""
 
     def send(self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]) -> None:
         """Copy what ``todo``'s new tips reach (``remote_refs``: read after the record), then
@@ -357,12 +360,9 @@ class _Sender:
                     "push sent; try again"
                 )
             relied = self._copy(todo, remote_refs)
-            fresh = self._read()
-            if fresh.counter == self.gen.counter and self._safe(relied, fresh):
-                self.gen = fresh
+            if self._advance(self._read()) and self._safe(relied):
                 return
-            self.gen = fresh
-            remote_refs = self.remote.read_refs(exclude=fresh.doomed)
+            remote_refs = self.remote.read_refs(exclude=self.gen.doomed)
 
     def _copy(
         self, todo: list[RefUpdate], remote_refs: dict[str, ObjectId]
@@ -380,12 +380,13 @@ class _Sender:
             jobs=self.jobs,
             progress=self.progress,
             where="the local repository",
-            avoid_packs=self.gen.doomed,
+            avoid_packs={*self.gen.doomed, *self.distrust},
             located=located,
         )
         self.copied.objects += copied.objects
         self.copied.bytes += copied.bytes
         self.copied.packs += copied.packs
+        self.copied.found.extend(copied.found)
         return meta, located
 
     def _wanted(self, todo: list[RefUpdate], stop: set[str]) -> tuple[IdArray, Located]:
@@ -414,17 +415,26 @@ class _Sender:
         self.read_at = sent
         return gen
 
-    def _safe(self, relied: tuple[IdArray, Located], gen: Generation) -> bool:
+    def _advance(self, fresh: Generation) -> bool:
+        """Take ``fresh`` as the record; whether its counter is the one read before."""
+        same = fresh.counter == self.gen.counter
+        if not same:
+            self.distrust.update(self.copied.found)
+        self.gen = fresh
+        return same
+
+    def _safe(self, relied: tuple[IdArray, Located]) -> bool:
         """Whether every object relied on (the metadata and chunks :meth:`_copy` wanted) lies
-        in a pack ``gen`` does not doom."""
-        if not gen.doomed:
+        in a pack the record does not doom and this push does not distrust."""
+        avoid = {*self.gen.doomed, *self.distrust}
+        if not avoid:
             return True
         ids = IdArray(relied[0])
         ids.extend(relied[1].ids())
         for i in range(0, len(ids), SAFE_SLICE):  # a million locations at once: ~300 MB
             part = ids[i : i + SAFE_SLICE]
             found = self.remote.store.locate_many(part)
-            if not all(oid in found and found[oid].pack not in gen.doomed for oid in part):
+            if not all(oid in found and found[oid].pack not in avoid for oid in part):
                 return False
         return True
 
@@ -433,10 +443,7 @@ class _Sender:
         collector's settle time ago, or read again now with the same counter."""
         if CLOCK() - self.read_at <= self.gen.settle_seconds / 2:
             return True
-        fresh = self._read()
-        same = fresh.counter == self.gen.counter
-        self.gen = fresh
-        return same
+        return self._advance(self._read())
 
 
 def _track_first_push(repo: Repository, result: PushResult) -> None:

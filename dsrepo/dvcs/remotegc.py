@@ -47,8 +47,8 @@ from dsrepo.dvcs.errors import Locked, RemoteError
 from dsrepo.dvcs.gc import DEFAULT_PRUNE, mark
 from dsrepo.dvcs.reflog import parse_age
 from dsrepo.objects.ids import ObjectId
-from dsrepo.objects.packscan import Inventories
 from dsrepo.objects.repack import (
+    Inventories,
     Inventory,
     Plan,
     backend_clock,
@@ -424,6 +424,20 @@ def _candidates(inv: Inventory, doomed: Mapping[str, float]) -> Inventory:
     )
 
 
+def _strays(inv: Inventory, doomed: Mapping[str, float], cutoff: float | None) -> set[str]:
+    """Indexes whose pack is gone, past the grace period: phase 1 dooms them with the packs
+    :func:`plan` makes leave. A pusher that found a doomed pack's keys while phase 2 deleted
+    them may have written its index again; it names nothing readable, and no push relies on it
+    (a push distrusts the packs it found once the counter moved: :mod:`dsrepo.dvcs.push`)."""
+    if cutoff is None:
+        return set()
+    return {
+        n
+        for n, p in inv.packs.items()
+        if p.size is None and n not in doomed and p.mtime is not None and p.mtime <= cutoff
+    }
+
+
 def _dry_run(repo: BareRepository, grace: float, delay: float, report: RemoteGcReport) -> None:
     gen = read_generation(repo.backend)
     now, cutoff = _cutoff(repo.backend, grace)
@@ -431,7 +445,8 @@ def _dry_run(repo: BareRepository, grace: float, delay: float, report: RemoteGcR
         (report.deleted if at + delay <= now else report.waiting).append(name)
     marked = _mark(repo, Inventories(repo.backend))
     todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
-    report.doomed = sorted({*todo.rewrite, *todo.orphans})
+    strays = _strays(marked.inventory, gen.doomed, cutoff)
+    report.doomed = sorted({*todo.rewrite, *todo.orphans, *strays})
     report.objects_copied = len(todo.copy)
     report.counter = gen.counter
     inv = marked.inventory
@@ -521,7 +536,7 @@ class _Run:
         _, cutoff = _cutoff(self.backend, grace)
         marked = self.mark()
         todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
-        new = set(todo.rewrite) | set(todo.orphans)
+        new = {*todo.rewrite, *todo.orphans, *_strays(marked.inventory, gen.doomed, cutoff)}
         if not new:
             return gen
         kept = self.secure(marked, new | set(gen.doomed))

@@ -1,5 +1,4 @@
-"""Checking the packs of a store that others write and collect at the same time (``fsck --remote``),
-and listing them for a collection (:class:`Inventories`).
+"""Checking the packs of a store that others write and collect at the same time (``fsck --remote``).
 
 For every indexed pack: its index decodes (and hashes to the pack's name), its pack file exists,
 and every entry lies inside it (the record header after the pack header, the payload before the
@@ -19,18 +18,9 @@ from dataclasses import dataclass, field
 
 from dsrepo.objects import layout
 from dsrepo.objects.errors import ObjectError
-from dsrepo.objects.pack import (
-    PACK_HEADER_SIZE,
-    RECORD_HEADER_SIZE,
-    IndexTable,
-    PackClass,
-    decode_index,
-    decode_index_table,
-)
+from dsrepo.objects.pack import PACK_HEADER_SIZE, RECORD_HEADER_SIZE, decode_index
 from dsrepo.objects.packcheck import PackCheck, verify_records
-from dsrepo.objects.repack import Inventory, Orphan, PackInfo
 from dsrepo.objects.store import ObjectStore
-from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
 
 
@@ -121,39 +111,3 @@ def _scan(store: ObjectStore, name: str, size: int | None, read_data: bool, out:
         else:
             out.present[e.id] = e.type
     return True
-
-
-class Inventories:
-    """:func:`dsrepo.objects.repack.take_inventory` for a collection that lists the packs several
-    times: a pack index never changes, so each is downloaded and decoded once (a listing is one
-    request, and the mtimes and sizes come from it)."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self._indexes: dict[str, tuple[PackClass, IndexTable]] = {}
-
-    def take(self) -> Inventory:
-        packs: dict[str, tuple[int, float | None]] = {}
-        indexes: dict[str, int] = {}
-        for info in self.backend.iter_keys(layout.PACKS_PREFIX):
-            if (name := layout.pack_name_from_index_key(info.key)) is not None:
-                indexes[name] = info.size
-            elif (name := layout.pack_name_from_pack_key(info.key)) is not None:
-                packs[name] = (info.size, info.mtime)
-        indexed: dict[str, PackInfo] = {}
-        for name, index_size in sorted(indexes.items()):
-            known = self._indexes.get(name)
-            if known is None:
-                try:
-                    data = self.backend.get(layout.index_key(name))
-                except KeyNotFound:
-                    continue  # removed since the listing
-                known = self._indexes[name] = decode_index_table(data, name)
-            size, mtime = packs.get(name, (None, None))
-            indexed[name] = PackInfo(name, known[0], known[1], size, index_size, mtime)
-        orphans = {
-            name: Orphan(name, size, mtime)
-            for name, (size, mtime) in sorted(packs.items())
-            if name not in indexes
-        }
-        return Inventory(indexed, orphans)

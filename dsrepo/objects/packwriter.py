@@ -113,6 +113,9 @@ class PackWriter:
         self._max_sealed = max(_MAX_SEALED, writers)
         self._writes: list[Future[None]] = []
         self._written: list[str] = []
+        self._refuse: frozenset[str] = frozenset()
+        self._refused: list[IndexEntry] = []
+        self._found: list[str] = []
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ lookups of buffered objects
@@ -235,15 +238,21 @@ class PackWriter:
             else:
                 name, index_bytes = pending.name, pending.index_bytes
                 pack_parts, entries = [pending.data], pending.sorted_entries
+            if name in self._refuse:
+                with self._lock:
+                    self._refused.extend(entries)
+                return
             where = f"{self.backend.describe()}/{layout.pack_key(name)}"
             with storage_refusals(where):  # a full or read-only disk: one line
-                self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
+                created = self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
             with storage_refusals(f"{self.backend.describe()}/{layout.index_key(name)}"):
-                self.backend.put_if_absent(layout.index_key(name), index_bytes)
+                created &= self.backend.put_if_absent(layout.index_key(name), index_bytes)
             self.index.add_pack(name, pending.pack_class, entries)
             with self._lock:
                 self.stats.packs_written += 1
                 self._written.append(name)
+                if not created:
+                    self._found.append(name)
         finally:
             with self._lock:
                 self._sealed.remove(pending)
@@ -263,6 +272,28 @@ class PackWriter:
         with self._lock:
             names, self._written = self._written, []
         return names
+
+    def refuse(self, names: Iterable[str]) -> None:
+        """Write no pack named like one of ``names`` from now on (until called again): such a
+        pack is set aside unwritten, its pack and index keys untouched (:meth:`take_refused`).
+        A collection dooms packs and deletes their index, then their pack: a writer that found
+        those keys would write the index again over a pack about to go (docs/gc.md)."""
+        with self._lock:
+            self._refuse = frozenset(names)
+
+    def take_refused(self) -> list[IndexEntry]:
+        """The objects of the packs set aside since the last call (:meth:`refuse`)."""
+        with self._lock:
+            refused, self._refused = self._refused, []
+        return refused
+
+    def take_found(self) -> list[str]:
+        """Packs written since the last call whose pack or index key already existed: another
+        writer's identical pack, or one a collection is deleting (a pusher does not rely on
+        those once the collection's counter moved)."""
+        with self._lock:
+            found, self._found = self._found, []
+        return found
 
     def abort(self) -> None:
         """Drop buffered objects that were never flushed (packs already sealed still land:

@@ -86,10 +86,11 @@ class PackInfo:
     entries: IndexTable
     """Its index's entries, kept packed (a collection holds every pack's at once)."""
     size: int | None
-    """Bytes of the pack file; None when the index has no pack (damage: left for fsck)."""
+    """Bytes of the pack file; None when the index has no pack (a *stray* index)."""
     index_size: int
     mtime: float | None
-    """The pack file's modification time by the backend's clock (None: unknown, never old)."""
+    """The pack file's modification time by the backend's clock (a stray index: the index's;
+    None: unknown, never old)."""
 
     @property
     def total_bytes(self) -> int:
@@ -132,27 +133,43 @@ class Inventory:
 def take_inventory(backend: Backend) -> Inventory:
     """Every pack of ``backend``: indexed ones with their decoded (verified) index, and the
     orphans. A damaged index raises CorruptObject: gc must not guess what a pack holds."""
-    packs: dict[str, tuple[int, float | None]] = {}
-    indexes: dict[str, int] = {}
-    for info in backend.iter_keys(layout.PACKS_PREFIX):
-        if (name := layout.pack_name_from_index_key(info.key)) is not None:
-            indexes[name] = info.size
-        elif (name := layout.pack_name_from_pack_key(info.key)) is not None:
-            packs[name] = (info.size, info.mtime)
-    indexed: dict[str, PackInfo] = {}
-    for name, index_size in sorted(indexes.items()):
-        try:
-            pack_class, entries = decode_index_table(backend.get(layout.index_key(name)), name)
-        except KeyNotFound:
-            continue  # removed since the listing
-        size, mtime = packs.get(name, (None, None))
-        indexed[name] = PackInfo(name, pack_class, entries, size, index_size, mtime)
-    orphans = {
-        name: Orphan(name, size, mtime)
-        for name, (size, mtime) in sorted(packs.items())
-        if name not in indexes
-    }
-    return Inventory(indexed, orphans)
+    return Inventories(backend).take()
+
+
+class Inventories:
+    """:func:`take_inventory` for a collection that lists the packs several times: a pack index
+    never changes, so each is downloaded and decoded once (a listing is one request, and the
+    mtimes and sizes come from it)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._indexes: dict[str, tuple[PackClass, IndexTable]] = {}
+
+    def take(self) -> Inventory:
+        packs: dict[str, tuple[int, float | None]] = {}
+        indexes: dict[str, tuple[int, float | None]] = {}
+        for info in self.backend.iter_keys(layout.PACKS_PREFIX):
+            if (name := layout.pack_name_from_index_key(info.key)) is not None:
+                indexes[name] = (info.size, info.mtime)
+            elif (name := layout.pack_name_from_pack_key(info.key)) is not None:
+                packs[name] = (info.size, info.mtime)
+        indexed: dict[str, PackInfo] = {}
+        for name, (index_size, index_mtime) in sorted(indexes.items()):
+            known = self._indexes.get(name)
+            if known is None:
+                try:
+                    data = self.backend.get(layout.index_key(name))
+                except KeyNotFound:
+                    continue  # removed since the listing
+                known = self._indexes[name] = decode_index_table(data, name)
+            size, mtime = packs.get(name, (None, index_mtime))
+            indexed[name] = PackInfo(name, known[0], known[1], size, index_size, mtime)
+        orphans = {
+            name: Orphan(name, size, mtime)
+            for name, (size, mtime) in sorted(packs.items())
+            if name not in indexes
+        }
+        return Inventory(indexed, orphans)
 
 
 # ---------------------------------------------------------------- planning

@@ -98,8 +98,9 @@ class ObjectStore:
         self.index = index
         self.format = fmt
         self.params = fmt.chunker
-        self._packs = PackWriter(backend, index, pack_target=pack_target, writers=writers)
-        self.stats: WriteStats = self._packs.stats
+        self.writer = PackWriter(backend, index, pack_target=pack_target, writers=writers)
+        """The write buffer (a transfer tells it which pack names to refuse)."""
+        self.stats: WriteStats = self.writer.stats
         self._cache = ObjectCache()
         self._codecs = threading.local()
         self._heal_lock = threading.Lock()
@@ -119,11 +120,11 @@ class ObjectStore:
     @property
     def pack_target(self) -> int:
         """Size at which an open pack is sealed and handed to a writer (settable)."""
-        return self._packs.pack_target
+        return self.writer.pack_target
 
     @pack_target.setter
     def pack_target(self, value: int) -> None:
-        self._packs.pack_target = value
+        self.writer.pack_target = value
 
     # ------------------------------------------------------------ set-up
 
@@ -191,11 +192,11 @@ class ObjectStore:
     # ------------------------------------------------------------ writing
 
     def has(self, oid: bytes) -> bool:
-        return self._packs.contains(oid) or self.index.contains(oid)
+        return self.writer.contains(oid) or self.index.contains(oid)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of ``oids`` not stored (one index query for the whole batch)."""
-        return {ObjectId(o) for o in self.index.missing(self._packs.not_buffered(oids))}
+        return {ObjectId(o) for o in self.index.missing(self.writer.not_buffered(oids))}
 
     def _append(
         self,
@@ -209,7 +210,7 @@ class ObjectStore:
         if pack_class == PackClass.META:
             compress = True
         stored, flags = self._codec.compress(raw, compress)
-        self._packs.add(oid, type_, stored, len(raw), flags)
+        self.writer.add(oid, type_, stored, len(raw), flags)
         return len(stored)
 
     def put_chunk(self, data: bytes, oid: ObjectId | None = None) -> ObjectId:
@@ -247,7 +248,7 @@ class ObjectStore:
         Raises CorruptObject naming the object and ``where`` it came from."""
         self.verify_stored(oid, type_, stored, flags, raw_size, where)
         if not self.has(oid):
-            self._packs.add(oid, type_, stored, raw_size, flags)
+            self.writer.add(oid, type_, stored, raw_size, flags)
 
     def verify_stored(
         self, oid: ObjectId, type_: ObjectType, stored: bytes, flags: int, raw_size: int, where: str
@@ -271,7 +272,7 @@ class ObjectStore:
         which reproduces ``name``; a mismatch means the index was not the pack's. Like packs
         built here, it is written by the background writers and durable after :meth:`flush`."""
         index_bytes = self.verify_pack(name, pack_class, entries, data, where)
-        self._packs.add_pack(name, pack_class, entries, data, index_bytes)
+        self.writer.add_pack(name, pack_class, entries, data, index_bytes)
 
     def read_stored(self, oid: ObjectId) -> tuple[Location, bytes]:
         """An object's location and stored bytes, verified (for copying it elsewhere as is)."""
@@ -375,12 +376,12 @@ class ObjectStore:
         """Make every buffered object durable: seal the open packs, then wait until every pack
         and its index are written (fsync'd) and recorded in the location index. Returns the
         names of the packs written since the last flush."""
-        return self._packs.flush()
+        return self.writer.flush()
 
     def abort(self) -> None:
         """Drop buffered objects that were never flushed (packs already sealed still land:
         they are complete, and unreferenced objects are harmless)."""
-        self._packs.abort()
+        self.writer.abort()
 
     # ------------------------------------------------------------ reading
 
@@ -391,7 +392,7 @@ class ObjectStore:
         """Locations of the flushed objects among ``oids`` (one query per 500 ids)."""
         found = self.index.lookup_many(oids)
         absent = [o for o in oids if o not in found]
-        if absent and self._packs.not_buffered(absent):
+        if absent and self.writer.not_buffered(absent):
             self._heal()
             found.update(self.index.lookup_many(absent))
         return {ObjectId(o): loc for o, loc in found.items()}
@@ -439,11 +440,11 @@ class ObjectStore:
         return self._entry(oid).raw_size
 
     def _entry(self, oid: ObjectId) -> IndexEntry | Location:
-        return self._packs.entry(oid) or self._lookup(oid)
+        return self.writer.entry(oid) or self._lookup(oid)
 
     def get_raw(self, oid: ObjectId) -> tuple[ObjectType, bytes]:
         """An object's type and verified bytes."""
-        pending = self._packs.pending(oid)
+        pending = self.writer.pending(oid)
         if pending is not None:
             entry, stored = pending
             return entry.type, self._codec.unpack(
@@ -572,7 +573,7 @@ class ObjectStore:
     def resolve_prefix(self, prefix: str) -> ObjectId:
         """The one id (flushed or not) starting with ``prefix``; AmbiguousId / ObjectNotFound."""
         validate_prefix(prefix)
-        found = self._packs.matching(prefix)
+        found = self.writer.matching(prefix)
         try:
             found.add(self.index.resolve_prefix(prefix))
         except ObjectNotFound:
@@ -587,5 +588,5 @@ class ObjectStore:
         return found.pop()
 
     def close(self) -> None:
-        self._packs.close()
+        self.writer.close()
         self.index.close()

@@ -31,7 +31,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from dsrepo.objects import indexsync, layout
@@ -82,6 +82,8 @@ class CopyStats:
     objects: int = 0
     bytes: int = 0
     packs: int = 0
+    found: list[str] = field(default_factory=list)
+    """Packs whose keys ``dst`` already held (:meth:`PackWriter.take_found`)."""
 
 
 _Members = list[tuple[ObjectId, Location]]
@@ -380,21 +382,19 @@ class _Copy:
 
     def flush(self, locate: _Locate) -> None:
         """Flush ``dst``. A pack that came out named like an avoided one (the same objects in
-        the same order: its writes found the avoided pack's keys and wrote nothing) is written
-        again behind a salt object, so that no object we copied lives only in an avoided pack."""
-        names = self.dst.flush()
-        self.stats.packs += len(names)
+        the same order) was set aside unwritten (:meth:`PackWriter.refuse`): its objects are
+        copied again behind a salt object, so that none lives only in an avoided pack."""
         for _ in range(SALT_ROUNDS):
-            clash = sorted(set(names) & self.avoid)
-            if not clash:
+            self.stats.packs += len(self.dst.flush())
+            self.stats.found.extend(self.dst.writer.take_found())
+            refused = self.dst.writer.take_refused()
+            if not refused:
                 return
-            self.stats.packs -= len(clash)
-            again = {oid: loc.type for n in clash for oid, loc in self.dst.pack_objects(n)}
-            exclude_packs(self.dst, self.avoid)
+            self.stats.objects -= len(refused)  # counted when stored, then never written
+            self.stats.bytes -= sum(e.stored_size for e in refused)
+            again = {e.id: e.type for e in refused}
             salt(self.dst, {PackClass.for_type(t) for t in again.values()})
             self.copy(Located(locate(list(again))), locate, None)
-            names = self.dst.flush()
-            self.stats.packs += len(names)
         raise CorruptObject(f"cannot write packs named unlike {sorted(self.avoid)[:3]}")
 
 
@@ -453,6 +453,7 @@ def copy_objects(
     # no copy of a Sequence (a million chunk ids); duplicates go within a slice by the dict,
     # across slices by the tally (one offset each)
     wanted = ids if isinstance(ids, Sequence) else list(ids)
+    dst.writer.refuse(avoid)
     try:
         if avoid:
             exclude_packs(dst, avoid)
@@ -467,6 +468,8 @@ def copy_objects(
     except BaseException:
         dst.abort()
         raise
+    finally:
+        dst.writer.refuse(())
     return run.stats
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ from dsrepo.objects.filereader import read_chunks
 from dsrepo.objects.ids import hash_data
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.store import ObjectStore
-from dsrepo.objects.transfer import copy_metadata, copy_objects
+from dsrepo.objects.transfer import CopyStats, copy_metadata, copy_objects
 from dsrepo.remotes.directory import DirectoryBackend
 from dsrepo.remotes.errors import KeyNotFound
 from dsrepo.remotes.faults import FlakyBackend
@@ -322,6 +323,99 @@ def test_a_pack_named_like_a_doomed_one_is_written_again_salted() -> None:
     assert len(dst.pack_names()) == 2
 
 
+def test_a_push_between_a_deletions_index_and_pack_leaves_no_stray_index(
+    tmp_path: Path, sync_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phase 2 deletes a doomed pack's index, then its pack. A push that re-sends the same
+    objects in between builds a pack of the same name: it must not write that index again (the
+    pack under it is about to go), nor rely on it."""
+    remote = make_remote("dir", tmp_path, None)
+    repo = published(tmp_path, remote)
+    assert repo.gc_remote("origin", **FAST).doomed
+    real_delete = DirectoryBackend.delete
+    pushes: list[bool] = []
+
+    def delete_then_push(self: DirectoryBackend, key: str) -> None:
+        real_delete(self, key)
+        if layout.pack_name_from_index_key(key) is not None and not pushes:
+            pushes.append(repo.push("origin", ["tmp"]).ok)  # tmp's objects, as first sent
+
+    monkeypatch.setattr(DirectoryBackend, "delete", delete_then_push)
+    assert repo.gc_remote("origin", **FAST).deleted
+    monkeypatch.setattr(DirectoryBackend, "delete", real_delete)
+    assert pushes == [True]
+    report = repo.fsck_remote("origin", read_data=True)
+    assert report.ok, report.problems
+    fresh = Repository.clone(remote.url, tmp_path / "fresh", s3=remote.s3)
+    try:
+        with fresh.open_file("origin/tmp", "t.bin") as f:
+            assert f.read() == rand(400_000, 3)
+    finally:
+        fresh.close()
+
+
+def test_a_push_that_found_a_pack_being_deleted_does_not_rely_on_it(
+    tmp_path: Path, sync_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pushers send the same objects: the second finds the first's pack keys there. If a
+    collection doomed that pack after the second read the record, and deletes it while the
+    second writes, the second's index write lands over a pack about to go. The counter moved:
+    the second relies on no pack it found, and sends those objects again."""
+    remote = make_remote("dir", tmp_path, None)
+    repo = published(tmp_path, remote)
+    repo.switch("new", create=True)
+    write(repo.root, "n.bin", rand(300_000, 4))
+    commit_all(repo, "new")
+    twin = Repository(shutil.copytree(repo.root, tmp_path / "twin", symlinks=True))
+    real_copy = push_module.copy_objects
+    real_delete = DirectoryBackend.delete
+    rounds: list[CopyStats] = []
+    twin_pushing: list[bool] = []
+    twins: set[str | None] = set()
+
+    def delete_then_copy(args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        def hook(self: DirectoryBackend, key: str) -> None:
+            real_delete(self, key)
+            if layout.pack_name_from_index_key(key) in twins and not rounds:
+                rounds.append(real_copy(*args, **kwargs))  # type: ignore[arg-type]
+
+        return hook
+
+    def copy_racing_a_collection(*args: object, **kwargs: object) -> object:
+        if twin_pushing:
+            return real_copy(*args, **kwargs)  # type: ignore[arg-type]
+        if rounds:
+            rounds.append(real_copy(*args, **kwargs))  # type: ignore[arg-type]
+            return rounds[-1]
+        twin_pushing.append(True)
+        before = set(remote.packs())
+        assert twin.push("origin", ["new:refs/heads/twin"]).ok  # the same packs, by another
+        assert twin.push("origin", delete=["twin"]).ok
+        twin_pushing.clear()
+        twins.update(set(remote.packs()) - before)
+        assert twin.gc_remote("origin", **FAST).doomed  # after this push read the record
+        monkeypatch.setattr(DirectoryBackend, "delete", delete_then_copy(args, kwargs))
+        assert twin.gc_remote("origin", **FAST).deleted
+        monkeypatch.setattr(DirectoryBackend, "delete", real_delete)
+        return rounds[0]
+
+    monkeypatch.setattr(push_module, "copy_objects", copy_racing_a_collection)
+    assert repo.push("origin", ["new"]).ok
+    assert len(rounds) == 2 and rounds[0].found and rounds[1].bytes >= 300_000  # n.bin again
+    (stray,) = repo.fsck_remote("origin", read_data=True).problems  # the index written again
+    assert "is missing (its index exists)" in stray
+    runs = [repo.gc_remote("origin", **FAST) for _ in range(2)]  # doomed, then deleted
+    assert stray.split()[1] in {n for r in runs for n in r.deleted}
+    report = repo.fsck_remote("origin", read_data=True)
+    assert report.ok, report.problems
+    fresh = Repository.clone(remote.url, tmp_path / "fresh", s3=remote.s3)
+    try:
+        with fresh.open_file("origin/new", "n.bin") as f:
+            assert f.read() == rand(300_000, 4)
+    finally:
+        fresh.close()
+
+
 # ---------------------------------------------------------------- readers
 
 
@@ -438,7 +532,6 @@ def _pusher(
 
 @pytest.mark.slow
 def test_four_pushers_and_a_collector(tmp_path: Path, remote: RemoteSpec) -> None:
-    start = time.monotonic()
     rounds = ROUNDS[remote.kind]
     seed = new_repo(tmp_path / "seed")
     write(seed.root, "seed.txt", "seed\n")
@@ -491,7 +584,6 @@ def test_four_pushers_and_a_collector(tmp_path: Path, remote: RemoteSpec) -> Non
         assert {k: v for k, v in got.items() if k != "seed.txt"} == expected
     finally:
         final.close()
-    assert time.monotonic() - start < 120  # about 10 s on a directory, 30 s on moto
 
 
 # ---------------------------------------------------------------- an HTTP remote

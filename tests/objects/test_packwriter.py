@@ -233,7 +233,7 @@ def test_the_store_composes_the_writer() -> None:
     store = ObjectStore(MemoryBackend(), LocationIndex(), RepoFormat(ChunkerParams()))
     assert isinstance(store.stats, WriteStats)
     store.pack_target = 1234
-    assert store._packs.pack_target == 1234
+    assert store.writer.pack_target == 1234
     ref = store.write_bytes(b"hello")
     assert store.has(ref.content_id) and store.read_all(ref) == b"hello"
     assert store.locate(ref.content_id) is None  # buffered, not yet indexed
