@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
-from dsrepo.dvcs.history import diff_trees, files_under
+from dsrepo.dvcs.history import TreeDirs, diff_trees, files_under
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
@@ -180,14 +180,17 @@ def switch_to(
         and wt.sparse is None
         and not is_case_insensitive_fs(wt.root)
     )
+    trees: TreeDirs | None = None
     if changed_only:  # what differs, identical subtrees unread: costs what changed
         head_files: dict[str, TreeEntry] = {}
         new_files: dict[str, TreeEntry] = {}
-        for p, old, new in diff_trees(repo, head_tree, new_tree):
+        dirs: tuple[TreeDirs, TreeDirs] = ({}, {})
+        for p, old, new in diff_trees(repo, head_tree, new_tree, dirs=dirs):
             if old is not None:
                 head_files[p] = old
             if new is not None:
                 new_files[p] = new
+        trees = cached_after(wt.index.trees, *dirs)
     else:
         head_files, new_files = repo.flatten(head_tree), repo.flatten(new_tree)
     return apply_files(
@@ -200,7 +203,40 @@ def switch_to(
         progress=progress,
         operation=operation,
         changed_only=changed_only,
+        trees=trees,
     )
+
+
+def cache_between(
+    repo: Repository,
+    before: Mapping[str, tuple[ObjectId, int]],
+    head_tree: ObjectId | None,
+    tree: ObjectId,
+) -> TreeDirs:
+    """:func:`cached_after` for a move from ``head_tree`` to ``tree`` (read again: a merge)."""
+    dirs: tuple[TreeDirs, TreeDirs] = ({}, {})
+    for _ in diff_trees(repo, head_tree, tree, dirs=dirs):
+        pass
+    return cached_after(before, *dirs)
+
+
+def cached_after(
+    before: Mapping[str, tuple[ObjectId, int]], old: TreeDirs, new: TreeDirs
+) -> TreeDirs:
+    """The tree cache a changed-paths-only switch can record: each folder ``new`` lists (the
+    target's folders on changed paths) whose nearest folder in ``old`` (HEAD's, on the same
+    paths) was cached as HEAD's tree. There the staged entries were HEAD's, so once the changed
+    paths are the target's (the switch refuses any local change on them) they are the target's:
+    ``status`` and the next commit need not rebuild those folders."""
+    out: TreeDirs = {}
+    for d, value in new.items():
+        a = d
+        while a not in old:  # a folder the target adds: its parent's state decides
+            a = a.rpartition("/")[0]
+        cached = before.get(a)
+        if cached is not None and cached[0] == old[a][0]:
+            out[d] = value
+    return out
 
 
 def apply_files(
@@ -214,6 +250,7 @@ def apply_files(
     progress: Progress | None = None,
     operation: str | None = None,
     changed_only: bool = False,
+    trees: Mapping[str, tuple[ObjectId, int]] | None = None,
 ) -> CheckoutResult:
     """Turn the working copy and index from ``head_files`` into ``new_files``: every check first
     (local changes, files in the way, :func:`preflight`), then ``operation`` (``checkout main``) is
@@ -222,7 +259,8 @@ def apply_files(
     ``changed_only`` (not with ``force``): both hold only the paths where the two versions
     differ; they agree everywhere else, so nothing else is looked at, written or counted in
     ``kept`` (local changes elsewhere are carried over untouched), and the index's tree cache
-    keeps every folder no change is under (the changed ones are rebuilt by the next commit)."""
+    keeps every folder no change is under; ``trees`` (:func:`cached_after`) are recorded for
+    the folders on changed paths once every file is in place."""
     if changed_only:  # (only on a case-sensitive filesystem: no case collision to look for)
         dirty = dirty_among(wt, head_files, {*head_files, *new_files})
     else:
@@ -334,6 +372,8 @@ def apply_files(
             target_tree = repo.commit_tree(commit)  # the index equals the target tree
             if target_tree is not None:
                 index.set_trees(repo.tree_dirs(target_tree))
+        if changed_only and trees:
+            index.trees.update(trees)
         index.save()
     except CorruptObject:  # found while streaming: put back what changed, then refuse
         if force:

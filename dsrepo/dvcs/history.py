@@ -179,27 +179,46 @@ def _entries(repo: Repository, tree: ObjectId | None) -> dict[str, TreeEntry]:
     return {} if tree is None else {e.name: e for e in repo.store.tree_entries(tree)}
 
 
-def files_under(repo: Repository, e: TreeEntry, path: str) -> Iterator[tuple[str, TreeEntry]]:
-    """The files at ``path`` of a version: the entry itself, or every file of its subtree."""
+TreeDirs = dict[str, tuple[ObjectId, int]]
+"""Folder ("" = the top) → (tree id, size), as the tree cache of the staging index holds."""
+
+
+def files_under(
+    repo: Repository, e: TreeEntry, path: str, dirs: TreeDirs | None = None
+) -> Iterator[tuple[str, TreeEntry]]:
+    """The files at ``path`` of a version: the entry itself, or every file of its subtree
+    (``dirs`` receives each folder's (tree id, size), as :meth:`BareRepository.walk_tree`)."""
     if e.kind == EntryKind.TREE:
-        yield from repo.walk_tree(e.id, path + "/")
+        yield from repo.walk_tree(e.id, path + "/", dirs)
     else:
         yield path, e
 
 
 def diff_trees(
-    repo: Repository, a: ObjectId | None, b: ObjectId | None, prefix: str = ""
+    repo: Repository,
+    a: ObjectId | None,
+    b: ObjectId | None,
+    prefix: str = "",
+    dirs: tuple[TreeDirs, TreeDirs] | None = None,
 ) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
-    """(path, old, new) for every file that differs; identical subtrees are skipped unread."""
+    """(path, old, new) for every file that differs; identical subtrees are skipped unread.
+    ``dirs``: (old, new) receive every folder the walk read on either side: the folders on
+    changed paths, with the top."""
     if a == b:
         return
     ea, eb = _entries(repo, a), _entries(repo, b)
+    if dirs is not None and not prefix:
+        for side, tree, entries in ((dirs[0], a, ea), (dirs[1], b, eb)):
+            if tree is not None:
+                side[""] = (tree, sum(e.size for e in entries.values()))
     for name in sorted(set(ea) | set(eb)):
         x, y = ea.get(name), eb.get(name)
         path = prefix + name
         if x is not None and y is not None and x.kind == y.kind == EntryKind.TREE:
             if x.id != y.id:
-                yield from diff_trees(repo, x.id, y.id, path + "/")
+                if dirs is not None:
+                    dirs[0][path], dirs[1][path] = (x.id, x.size), (y.id, y.size)
+                yield from diff_trees(repo, x.id, y.id, path + "/", dirs)
             continue
         if (
             x is not None
@@ -214,7 +233,7 @@ def diff_trees(
             for p, e in files_under(repo, x, path):
                 yield p, e, None
         if y is not None:
-            for p, e in files_under(repo, y, path):
+            for p, e in files_under(repo, y, path, None if dirs is None else dirs[1]):
                 yield p, None, e
 
 

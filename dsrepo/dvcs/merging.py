@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dsrepo.dvcs import opstate
 from dsrepo.dvcs.checkout import (
     apply_files,
+    cache_between,
     dirty_among,
     dirty_paths,
     settled_paths,
@@ -162,9 +163,12 @@ def merge(
     if changed_only:  # HEAD's tree with the paths the merge changes: their folders rebuilt
         head_files = {p: head_files[p] for p in touched if p in head_files}
         merged = {p: merged[p] for p in touched if p in merged}
-        tree = patch_tree(store, repo.commit_tree(head), {p: merged.get(p) for p in touched})
+        head_tree = repo.commit_tree(head)
+        tree = patch_tree(store, head_tree, {p: merged.get(p) for p in touched})
+        trees = cache_between(repo, wt.index.trees, head_tree, tree)
     else:
         tree = write_tree(store, merged)
+        trees = None
     names = ", ".join(revs)
     branch = repo.head_branch()
     msg = message or f"Merge {names} into {shorten(branch) if branch else 'HEAD'}"
@@ -193,6 +197,7 @@ def merge(
         force=False,
         operation=operation,
         changed_only=changed_only,
+        trees=trees,
     )
     repo.update_head(cid, head, f"merge {names}")
     opstate.finish(repo.dsdir)

@@ -17,6 +17,7 @@ from dsrepo import Repository
 from dsrepo.dvcs import checkout, merging
 from tests.dvcs.conftest import write
 from tests.dvcs.outcomes import outcome
+from tests.dvcs.test_treecache import check_cache
 from tests.snapshots import snapshot
 
 FOLDERS = ["a", "a/deep", "b", "c"]
@@ -71,8 +72,13 @@ def _scenario(root: Path, seed: int) -> None:
 
 def _merger(strategy: str | None) -> Callable[[Repository], str]:
     def run(repo: Repository) -> str:
+        index = repo.worktree.index
+        clean = index.trees.get("", (None,))[0] == repo.commit_tree(repo.head_commit())
         out = repo.merge("other", strategy=strategy, message="m")
         tree = repo.commit_tree(out.commit) if out.commit is not None else None
+        if clean and tree is not None:  # nothing staged: the merged folders are cached again
+            assert repo.worktree.index.trees.get("", (None,))[0] == tree
+        check_cache(repo, repo.worktree.index)
         return f"{out.kind}: tree {tree.hex() if tree else None} changed {out.changed}"
 
     return run

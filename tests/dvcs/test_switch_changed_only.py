@@ -1,7 +1,9 @@
 """``switch`` looks only at the paths where HEAD and the target differ (identical subtrees
 unread, local changes checked path by path): it must end exactly as the full comparison of both
 versions does, refusals included. Each scenario runs in two copies of one repository, one forced
-down the full path, and both outcomes are compared."""
+down the full path, and both outcomes are compared. The tree cache either path leaves must agree
+with a full rebuild; the changed-paths path must leave every folder cached when nothing was
+staged (``status`` right after a pull would otherwise compare every folder)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dsrepo import Repository
 from dsrepo.dvcs import checkout
 from tests.dvcs.conftest import write
 from tests.dvcs.outcomes import outcome
+from tests.dvcs.test_treecache import check_cache
 from tests.snapshots import snapshot
 
 FOLDERS = ["a", "a/deep", "b", "c"]
@@ -67,7 +70,12 @@ def _scenario(root: Path, seed: int) -> None:
 
 
 def _switch(repo: Repository) -> str:
+    index = repo.worktree.index
+    clean = index.trees.get("", (None,))[0] == repo.commit_tree(repo.head_commit())
     result = repo.switch("other")
+    if clean:  # nothing staged: every folder on a changed path is cached again, the top too
+        assert "" in repo.worktree.index.trees
+    check_cache(repo, repo.worktree.index)  # every folder it cached makes the staged entries
     return f"ok: wrote {sorted(result.written)} removed {sorted(result.removed)}"
 
 
