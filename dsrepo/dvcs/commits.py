@@ -128,6 +128,7 @@ def commit(
         raise
     if not allow_empty and not merging:
         if head is not None and store.get_commit(head).tree == tree:
+            wt.index.save_trees()  # (what -a refreshed, too)
             raise NothingToCommit("nothing to commit (use 'dsrepo add' first, or --allow-empty)")
         if head is None and not len(wt.index):
             raise NothingToCommit("nothing to commit: the staging area is empty")
@@ -140,8 +141,8 @@ def commit(
     c = Commit(tree, parents, author, author, message_text(message), meta)
     cid = put_durable(store, c)
     kind = "commit (merge)" if merging else "commit (initial)" if head is None else "commit"
-    # the tree cache describes the index's own entries, so it can be saved before HEAD moves: a
-    # full disk then fails the commit before it lands, not after
+    # the index (what -a staged) and its tree cache describe the index's own entries, so they
+    # can be saved before HEAD moves: a full disk then fails the commit before it lands
     wt.index.save_trees()
     repo.update_head(cid, head, f"{kind}: {message.splitlines()[0]}")
     clear_merge_state(repo)

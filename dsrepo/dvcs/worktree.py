@@ -307,7 +307,8 @@ class Worktree:
 
     def stage_tracked(self) -> AddResult:
         """``commit -a``: stage every change to tracked files (modified, deleted), walking the
-        working copy once; untracked files are not looked at."""
+        working copy once; untracked files are not looked at. The index is left unsaved: the
+        commit saves it once, with the tree cache its trees fill."""
         modified, deleted, _ = self.changes(untracked=Untracked.NO)
         result = AddResult()
         store = self.repo.store
@@ -325,8 +326,6 @@ class Worktree:
         for p in deleted:
             self.index.remove(p)
             result.removed.append(p)
-        if self.index.dirty:
-            self.index.save()
         return result
 
     def rm(
