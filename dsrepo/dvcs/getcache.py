@@ -26,8 +26,9 @@ REV is any revision form, resolved against the remote's refs (``HEAD`` and ``lat
 default branch, ``main`` else the first branch by name) and the metadata copied into the cache;
 with the remote unreachable (not when it refuses us), against the refs read last time.
 
-Everything runs holding the cache's gc lock shared: ``cache prune`` holds it exclusively, so it
-never deletes what a ``get`` is placing.
+Everything runs holding the cache's gc lock shared, taken before the cache is opened
+(:func:`open_locked`): ``cache prune`` holds it exclusively, so it never deletes what a ``get`` is
+placing, nor a pack between a get's look at the location index and its use of it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -48,6 +49,7 @@ from dsrepo.dvcs.errors import (
     PathError,
     RefConflict,
     UnknownRevision,
+    path_errors,
 )
 from dsrepo.dvcs.fetch import check_received, receive_history
 from dsrepo.dvcs.getfolder import area_name, place, write_json
@@ -133,10 +135,7 @@ def get(
         raise PathError(f"unknown link method {link!r} (one of {', '.join(LINK_METHODS)})")
     if mutable and link == "hardlink":
         raise PathError("--copy gives files of their own: it cannot use hard links")
-    with (
-        open_cache(root) as cache,
-        gc_lock(cache.dsdir).shared(cache.gc_lock_timeout),  # objects written, then a ref
-    ):
+    with open_locked(open_cache, root, exclusive=False) as cache:  # objects written, then a ref
         commit, files, downloaded, warning = _fetch(cache, root, url, rev, only, s3, progress)
         key = f"{url_key(url)}-{commit.hex()}"
         target = root / "copies" / key if into is None else Path(into)
@@ -155,6 +154,28 @@ def get(
             progress=progress,
         )
         return result
+
+
+@contextlib.contextmanager
+def open_locked(
+    open_cache: Callable[[Path], Repository], root: Path, *, exclusive: bool
+) -> Iterator[Repository]:
+    """The cache repository at ``root`` (created if missing), opened holding its gc lock: shared
+    for a get, exclusively for a prune; closed before the lock is released. Waits as long as it
+    takes (gets and prunes wait for each other).
+
+    Opening syncs the location index (a SQLite file every process shares) with the packs
+    present; only gc deletes packs, so under the lock what that sync leaves stays true until
+    the cache is closed. Opened before taking the lock, a get could go on trusting rows of
+    packs a prune's gc deleted meanwhile (a gc whose own index could not write the shared file,
+    having lost the race to create it, leaves them there): it then copied nothing of what they
+    listed, and failed on reading it."""
+    dsdir = root.absolute() / ".dsrepo"  # made before the repository: it holds the lock file
+    with path_errors(root, "directory"):
+        dsdir.mkdir(parents=True, exist_ok=True)
+    lock = gc_lock(dsdir)
+    with (lock.exclusive if exclusive else lock.shared)(None), open_cache(root) as cache:
+        yield cache
 
 
 # ---------------------------------------------------------------- revisions and fetching

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 FIXED_MTIME = 1_000_000_000
 """The mtime of every file in the file area; any write through a hard link changes it."""
+_PLACE_TRIES = 5
+"""Placings of a file whose area file lost its name meanwhile (:func:`_place_from_area`)."""
 
 
 def write_json(path: Path, data: object) -> None:
@@ -83,6 +85,29 @@ def _area_file(cache: Repository, area: SafeWriter, e: TreeEntry, path: str) -> 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(area.root / tmp)
     return full
+
+
+def _place_from_area(
+    cache: Repository, area: SafeWriter, placer: Placer, e: TreeEntry, path: str
+) -> None:
+    """Place ``e`` at ``path`` from its file in the area (:func:`_area_file`), trying again when
+    that file lost its name under the placing.
+
+    An area name only ever holds a verified copy, renamed into place; no prune runs meanwhile
+    (the gc lock is held shared). But another get may rename its own copy over it at any moment
+    (both found it absent, as right after a prune, or touched), and a hard link made while that
+    happens fails with ENOENT: the kernel refuses to link an inode whose last name just went.
+    The name still holds a right file, so looking again and linking again is enough."""
+    for attempt in range(_PLACE_TRIES):
+        src = _area_file(cache, area, e, path)
+        try:
+            placer.place(src, path, e.kind == EntryKind.EXECUTABLE)
+            return
+        except FileNotFoundError:
+            if attempt + 1 == _PLACE_TRIES:
+                raise
+        except UnsafePath as exc:
+            raise PathError(str(exc)) from None
 
 
 def _untouched(st: os.stat_result, e: TreeEntry, mode: int) -> bool:
@@ -225,11 +250,7 @@ def place(
             if e.kind == EntryKind.SYMLINK:
                 write_entry(cache.store, writer, p, e, False)
             else:
-                src = _area_file(cache, area, e, p)
-                try:
-                    placer.place(src, p, e.kind == EntryKind.EXECUTABLE)
-                except UnsafePath as exc:
-                    raise PathError(str(exc)) from None
+                _place_from_area(cache, area, placer, e, p)
             if not existed:
                 created.append(p)
             result.written.append(p)

@@ -7,9 +7,11 @@ file counted once) fits ``max_size`` — by deleting their cache ref (and its re
 and their copy in ``copies/``; then the files of the file area no remaining entry lists, and the
 objects nothing reaches any more (``gc --prune=now`` of the cache repository).
 
-All of it runs holding the cache's gc lock exclusively: a ``get`` holds it shared for its whole
-run, so pruning waits for running gets (and a get started meanwhile waits for the prune), and
-nothing a get is placing or about to name is deleted. Files already linked into a job's folder
+All of it runs holding the cache's gc lock exclusively, taken before the cache is opened: a
+``get`` holds it shared for its whole run, from before it opens the cache (and so reads its
+location index) until it closes it (:func:`~dsrepo.dvcs.getcache.open_locked`). So pruning waits
+for running gets (and a get started meanwhile waits for the prune), and nothing a get is
+placing, about to name, or has seen listed is deleted. Files already linked into a job's folder
 are never touched: a hard link outlives the cache's name for it.
 """
 
@@ -27,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs.getcache import CACHE_REFS, cache_dir
-from dsrepo.dvcs.lock import gc_lock
+from dsrepo.dvcs.getcache import CACHE_REFS, cache_dir, open_locked
 from dsrepo.dvcs.reflog import parse_age
 from dsrepo.objects.ids import ObjectId, from_hex
 
@@ -151,7 +152,7 @@ def prune(
     report = PruneReport()
     if not (root / ".dsrepo").is_dir():
         return report
-    with open_cache(root) as cache, gc_lock(cache.dsdir).exclusive(cache.gc_lock_timeout):
+    with open_locked(open_cache, root, exclusive=True) as cache:
         report.bytes_before = disk_usage(root)
         held = entries(root)  # read under the lock: no get is running
         clock = time.time() if now is None else now

@@ -5,6 +5,7 @@ version, the remote unreachable, and ``cache ls``/``cache prune`` (safe beside a
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -16,7 +17,12 @@ from click.testing import CliRunner
 
 import dsrepo
 from dsrepo import Repository, UnknownRevision, WouldOverwrite
+from dsrepo.dvcs import getfolder
 from dsrepo.dvcs.errors import NotARepository
+from dsrepo.dvcs.getcache import get as get_version
+from dsrepo.dvcs.lock import gc_lock
+from dsrepo.objects import locindex
+from dsrepo.objects.model import TreeEntry
 from tests.dvcs.conftest import write
 
 
@@ -341,3 +347,110 @@ def test_the_cache_made_by_another_get_meanwhile_is_opened(
     monkeypatch.setattr(Repository, "open", classmethod(open_late))
     with Repository._open_cache(root) as cache:
         assert cache.root == root and len(calls) == 2
+
+
+def _stale_packs(cache: Path) -> set[str]:
+    """Packs the cache's shared location index lists whose index file is gone."""
+    with sqlite3.connect(cache / ".dsrepo" / "cache" / "objects.sqlite") as db:
+        listed = {r[0] for r in db.execute("SELECT name FROM packs")}
+    return {n for n in listed if not (cache / ".dsrepo" / "packs" / f"{n}.idx").exists()}
+
+
+def test_a_prune_after_a_get_opened_the_cache_never_breaks_that_get(
+    remote: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving behind the flaky test above, forced: a get opens the cache (its location
+    index synced with the packs); a prune whose own open lost the race to create the location
+    index (``UNIQUE constraint failed: meta.key``: it fell back to read-only, then to memory)
+    evicts everything, and its gc deletes the packs while the shared index keeps their rows; the
+    get, trusting them, copied nothing and failed ("the remote is damaged: ... not found"). Now
+    a get holds the cache's gc lock before it opens the cache, so the prune comes after it."""
+    cache = Path(os.environ["DSREPO_CACHE_DIR"])
+    Repository.get(remote["url"], tmp_path / "first", rev="main")
+    real_check = locindex._check_schema
+    lost: list[bool] = []
+
+    def lost_the_race(db: sqlite3.Connection, *, create: bool) -> None:
+        file = db.execute("PRAGMA database_list").fetchone()[2]
+        if not lost and file.endswith("objects.sqlite"):
+            lost.append(True)  # another process created the schema between our look and ours
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: meta.key")
+        real_check(db, create=create)
+
+    def prune() -> None:
+        with monkeypatch.context() as m:
+            m.setattr(locindex, "_check_schema", lost_the_race)
+            report = Repository.cache_prune(max_size=0)
+        assert lost and len(report.removed) == 1
+        assert _stale_packs(cache)  # what the shared index still lists: deleted packs
+
+    waited: list[bool] = []
+
+    def open_then_prune(root: Path) -> Repository:
+        opened = Repository._open_cache(root)
+        if gc_lock(opened.dsdir).held_here():
+            waited.append(True)  # the get keeps prunes out already: this one waits for it
+        else:
+            prune()  # nothing keeps it out between this open and the get's use of the cache
+        return opened
+
+    got = get_version(open_then_prune, remote["url"], tmp_path / "job", rev="main")
+    assert got.commit is not None and got.commit.hex() == remote["second"]
+    assert files(tmp_path / "job") == files(tmp_path / "first")
+    assert waited and not lost
+    prune()  # what waited for the get
+    # and a get opening the cache after such a prune does not trust the deleted packs' rows
+    again = Repository.get(remote["url"], tmp_path / "again", rev="main")
+    assert again.downloaded > 0 and files(tmp_path / "again") == files(tmp_path / "first")
+    assert not _stale_packs(cache)
+
+
+def test_get_and_prune_open_the_cache_only_under_its_gc_lock(
+    remote: dict[str, str], tmp_path: Path
+) -> None:
+    """No pack of the cache is deleted while a get has it open, and a prune never opens it while
+    a get runs: the sync of the location index that opening does runs under the lock."""
+    held: list[str | None] = []
+
+    def opener(root: Path) -> Repository:
+        held.append(gc_lock(root.absolute() / ".dsrepo").held_here())
+        return Repository._open_cache(root)
+
+    get_version(opener, remote["url"], tmp_path / "job")  # the cache does not exist yet
+    get_version(opener, remote["url"], tmp_path / "job2", rev="v1")
+    from dsrepo.dvcs.usercache import prune
+
+    prune(opener, max_size=0)
+    assert held == ["shared", "shared", "exclusive"]
+
+
+def test_an_area_file_renamed_over_while_it_is_linked_is_linked_again(
+    remote: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other interleaving behind the flaky test above: two gets of one version right after
+    a prune both find an area file absent, both write it, and the second renames its copy over
+    the first's while the first links it; the kernel refuses to link an inode whose last name
+    just went (ENOENT), and the get failed. Forced here: each area file the get found has lost
+    its name when the get links it. The get looks again, and places a whole version."""
+    real_area_file = getfolder._area_file
+    gone: list[str] = []
+
+    def renamed_over(cache: Repository, area: object, e: TreeEntry, path: str) -> Path:
+        full = real_area_file(cache, area, e, path)  # type: ignore[arg-type]
+        if path not in gone:  # once per file: what a concurrent get's rename leaves the link
+            gone.append(path)
+            full.unlink()
+        return full
+
+    with monkeypatch.context() as m:
+        m.setattr(getfolder, "_area_file", renamed_over)
+        got = Repository.get(remote["url"], tmp_path / "job", link="hardlink")
+    assert sorted(gone) == ["images/a.bin", "images/b.bin", "labels.csv", "run.sh"]
+    assert got.methods == {"hardlink": 4}
+    area = Path(os.environ["DSREPO_CACHE_DIR"]) / "files"
+    for p in gone:
+        st = (tmp_path / "job" / p).stat()
+        assert st.st_nlink == 2  # linked from the area file written again
+        assert any(f.stat().st_ino == st.st_ino for f in area.rglob("*") if f.is_file())
+    again = Repository.get(remote["url"], tmp_path / "again")
+    assert again.downloaded == 0 and files(tmp_path / "again") == files(tmp_path / "job")
