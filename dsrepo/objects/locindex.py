@@ -93,10 +93,10 @@ def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
 def _check_schema(db: sqlite3.Connection, *, create: bool) -> None:
     """Raise _Damaged unless ``db`` holds our schema; an empty database gets it if ``create``."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not tables and create:
+    if not tables and create:  # another process may be creating it too: both may finish
         db.executescript(_SCHEMA)
-        db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        return
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "meta" not in tables:
         raise _Damaged("not a location cache")
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()

@@ -593,3 +593,36 @@ def test_a_disk_that_fills_at_any_write_of_a_flush_loses_nothing(
         n += 1
     assert n > 2  # the disk filled at each fsync of the packs, their indexes, their directory
     assert fx.open().tree_entries(tree)[0].id == chunk
+
+
+def test_two_processes_creating_the_location_cache_at_once_both_open_it(tmp_path: Path) -> None:
+    """Both saw an empty file, then the other created the schema first: the loser used to fail
+    on the schema row (UNIQUE constraint) and fall back to a private copy in memory, whose
+    changes (a gc forgetting packs) never reached the shared file."""
+    path = tmp_path / "objects.sqlite"
+    LocationIndex(path).close()  # the winner
+    real = sqlite3.Connection.execute
+
+    class SawNothing(sqlite3.Connection):
+        seen = False
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+            if "sqlite_master" in sql and not SawNothing.seen:
+                SawNothing.seen = True  # the loser's look, from before the winner's create
+                return real(self, "SELECT name FROM sqlite_master WHERE 0")
+            return real(self, sql, *args)
+
+    orig_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return orig_connect(*args, **kwargs, factory=SawNothing)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sqlite3, "connect", connect)
+        index = LocationIndex(path)
+    try:
+        assert SawNothing.seen and index.unwritable is None
+        index.add_pack("ab" * 32, PackClass.DATA, [])
+        assert LocationIndex(path).pack_names() == {"ab" * 32}  # written to the shared file
+    finally:
+        index.close()
