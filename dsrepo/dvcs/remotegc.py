@@ -53,6 +53,7 @@ from dsrepo.objects.repack import (
     Plan,
     backend_clock,
     execute,
+    in_pack_order,
     pack_totals,
     plan,
 )
@@ -342,10 +343,10 @@ def _secure(
         p = inv.packs.get(name)
         if p is None or p.size is None:
             continue
-        for e in sorted(p.entries, key=lambda e: e.offset):
+        for i, e in in_pack_order(p.entries):
             if e.id in live and e.id not in held and e.id not in taken:
                 taken.add(e.id)
-                todo.copy.append((name, e))
+                todo.copy.add(name, p.entries, i)
     if not todo.copy:
         return set()
     done = execute(repo.store, inv, todo)

@@ -224,19 +224,21 @@ def _damaged(name: str, start: int, why: str) -> CorruptObject:
     return CorruptObject(f"pack {name}: damaged record at offset {start}: {why}")
 
 
-def record_payload(data: bytes, name: str, entry: IndexEntry) -> bytes:
-    """The payload of ``entry``'s record in the whole pack ``data``, after checking that the
-    record's header says what the index entry says (id, type, flags, zero field, lengths).
+def record_payload(data: bytes, name: str, entry: IndexEntry, base: int = 0) -> bytes:
+    """The payload of ``entry``'s record in ``data``, the pack's bytes from offset ``base`` on
+    (the whole pack, or a window of it read to its end or to a record's), after checking that
+    the record's header says what the index entry says (id, type, flags, zero field, lengths).
     Raises CorruptObject naming the pack and the record's offset; the payload is not hashed."""
     start = entry.offset - RECORD_HEADER_SIZE
-    if start < PACK_HEADER_SIZE or entry.offset + entry.stored_size > len(data):
+    end = entry.offset + entry.stored_size
+    if start < max(PACK_HEADER_SIZE, base) or end > base + len(data):
         raise _damaged(name, start, f"the index places object {entry.id.hex()} outside the pack")
-    header = _RECORD.unpack_from(data, start)
+    header = _RECORD.unpack_from(data, start - base)
     if header != (entry.id, int(entry.type), entry.flags, 0, entry.stored_size, entry.raw_size):
         raise _damaged(
             name, start, f"its header does not match the index entry of {entry.id.hex()}"
         )
-    return data[entry.offset : entry.offset + entry.stored_size]
+    return data[entry.offset - base : end - base]
 
 
 def unindexed_spans(data: bytes, entries: Iterable[IndexEntry]) -> list[tuple[int, int]]:

@@ -97,7 +97,7 @@ class PackWriter:
     def __init__(
         self,
         backend: Backend,
-        index: LocationIndex,
+        index: LocationIndex | None,
         *,
         pack_target: int = DEFAULT_PACK_TARGET,
         writers: int = 1,
@@ -247,7 +247,8 @@ class PackWriter:
                 created = self.backend.put_parts_if_absent(layout.pack_key(name), pack_parts)
             with storage_refusals(f"{self.backend.describe()}/{layout.index_key(name)}"):
                 created &= self.backend.put_if_absent(layout.index_key(name), index_bytes)
-            self.index.add_pack(name, pending.pack_class, entries)
+            if self.index is not None:  # (None: a repack's writer, whose caller re-syncs)
+                self.index.add_pack(name, pending.pack_class, entries)
             with self._lock:
                 self.stats.packs_written += 1
                 self._written.append(name)

@@ -28,9 +28,10 @@ from dsrepo.dvcs.lock import gc_lock, index_lock
 from dsrepo.dvcs.refs import append_locked
 from dsrepo.dvcs.stagingindex import StagingIndex
 from dsrepo.dvcs.treecache import write_index_tree
+from dsrepo.objects import repack
 from dsrepo.objects.locindex import LocationIndex
 from dsrepo.objects.model import Commit, Signature
-from dsrepo.objects.repack import take_inventory
+from dsrepo.objects.repack import execute, plan, take_inventory
 from dsrepo.objects.store import ObjectStore
 from dsrepo.remotes.memory import MemoryBackend
 from tests.dvcs.conftest import write
@@ -387,6 +388,38 @@ def test_collect_runs_over_any_store() -> None:
     report = collect(store, roots)
     assert (report.objects_removed, report.reachable) == (1, 3)
     assert not store.has(drop) and store.get_raw(keep)[1] == b"keep\n"
+
+
+@pytest.mark.parametrize("window", [repack.READ_WINDOW, 100])
+def test_an_object_two_leaving_packs_hold_is_copied_once_in_pack_order(
+    window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy list holds positions in each pack's index: every live object once (from the
+    first leaving pack that holds it), each pack's in offset order, none of the garbage; the
+    source packs are read a window at a time (here also one record a window)."""
+    monkeypatch.setattr(repack, "READ_WINDOW", window)
+    bare = BareRepository.in_memory()
+    store, backend = bare.store, bare.backend
+    first = [store.put_chunk(b"first %d\n" % i) for i in range(5)]
+    store.flush()
+    other = ObjectStore(backend, LocationIndex(None), store.format)  # knows nothing stored
+    second = [other.put_chunk(b"first %d\n" % i) for i in (3, 1)]  # both already in the first
+    second += [other.put_chunk(b"second %d\n" % i) for i in range(3)]
+    other.flush()
+    other.close()
+    dead = second[-1]
+    live = set(first) | set(second[:-1])
+    todo = plan(take_inventory(backend), live, math.inf, aggressive=True)
+    copied = [e.id for _, e in todo.copy]
+    assert sorted(copied) == sorted(live) and len(copied) == len(set(copied)) == 7
+    assert todo.garbage == {dead}
+    for _, entries in todo.copy.packs():
+        assert [e.offset for e in entries] == sorted(e.offset for e in entries)
+    assert len(todo.copy) == 7 and todo.packs_to_write() == 1
+    execute(store, take_inventory(backend), todo)
+    store.sync_index()
+    assert all(store.get_raw(oid)[1].startswith((b"first", b"second")) for oid in live)
+    assert not store.has(dead)
 
 
 # ---------------------------------------------------------------- the gc lock
