@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from dsrepo.dvcs import opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
-from dsrepo.dvcs.history import TreeDirs, diff_trees, files_under
+from dsrepo.dvcs.history import TreeDirs, diff_trees, files_at
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
 from dsrepo.dvcs.pathmatch import match_only
 from dsrepo.dvcs.paths import SafeWriter, UnsafePath, find_case_collisions, is_case_insensitive_fs
@@ -540,7 +540,7 @@ def restore(
     if source is None and not staged:
         files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in wt.index.entries.values()}
     else:
-        files = _files_at(repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes)
+        files = files_at(repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes)
     for pre in prefixes:
         matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
         if staged:  # staged paths the source lacks are unstaged (removed from the index)
@@ -566,21 +566,3 @@ def restore(
             restored.append(p)
     wt.index.save()
     return restored
-
-
-def _files_at(
-    repo: Repository, tree: ObjectId | None, prefixes: Sequence[str]
-) -> dict[str, TreeEntry]:
-    """The files of ``tree`` at or below each prefix: only their subtrees are read (restoring
-    one file of a million-file version read and held the whole version)."""
-    files: dict[str, TreeEntry] = {}
-    if tree is None:
-        return files
-    for pre in prefixes:
-        key = pre.strip("/")
-        if not key:
-            return repo.flatten(tree)
-        e = repo.lookup_path(tree, key)
-        if e is not None:
-            files.update(files_under(repo, e, key))
-    return files

@@ -13,6 +13,7 @@ from dsrepo.dvcs.errors import PathError
 from dsrepo.dvcs.graph import topo_order
 from dsrepo.dvcs.refnames import TAGS, shorten
 from dsrepo.dvcs.revisions import peel, resolve_commit, resolve_tree
+from dsrepo.dvcs.treecache import staged_changes
 from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId, from_hex
 from dsrepo.objects.kinds import EntryKind
@@ -279,24 +280,61 @@ def classify(
     return result
 
 
-def worktree_files(repo: Repository, wt: Worktree) -> dict[str, TreeEntry]:
-    """The working copy as a flat snapshot (hashing only files whose stat changed)."""
-    from dsrepo.dvcs.worktree import files_from_index
+def files_at(
+    repo: Repository, tree: ObjectId | None, prefixes: Sequence[str]
+) -> dict[str, TreeEntry]:
+    """The files of ``tree`` at or below each prefix: only their subtrees are read (restoring
+    one file of a million-file version read and held the whole version)."""
+    files: dict[str, TreeEntry] = {}
+    if tree is None:
+        return files
+    for pre in prefixes:
+        key = pre.strip("/")
+        if not key:
+            return repo.flatten(tree)
+        e = repo.lookup_path(tree, key)
+        if e is not None:
+            files.update(files_under(repo, e, key))
+    return files
 
-    files = files_from_index(wt.index.entries.values())
-    modified, deleted, _ = wt.changes()
-    for p in deleted:
-        files.pop(p, None)
-    for p in modified:
-        from dsrepo.dvcs.worktree import _scan_one
 
-        s = _scan_one(wt.root, p)
+def _unstaged(
+    repo: Repository, wt: Worktree
+) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+    """(path, staged, working) for each tracked file whose working copy differs from the index:
+    the status walk finds them (hashing only files whose stat changed), nothing else is read."""
+    from dsrepo.dvcs.statuswalk import Untracked
+    from dsrepo.dvcs.worktree import _scan_one
+
+    modified, deleted, _ = wt.changes(untracked=Untracked.NO)
+    for p in sorted({*modified, *deleted}):
+        e = wt.index.get(p)
+        if e is None:
+            continue
+        old = e.tree_entry(p.rsplit("/", 1)[-1])
+        s = None if p in deleted else _scan_one(wt.root, p)
         if s is None:
-            files.pop(p, None)
+            yield p, old, None
             continue
         ref = wt.hash_entry(s, write=False)
-        files[p] = TreeEntry(p.rsplit("/", 1)[-1], s.kind, ref.size, ref.content_id, None)
-    return files
+        if (s.kind, ref.content_id) != (old.kind, old.id):
+            yield p, old, TreeEntry(old.name, s.kind, ref.size, ref.content_id, None)
+
+
+def _staged(
+    repo: Repository, wt: Worktree, tree: ObjectId | None
+) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+    """(path, in ``tree``, staged) for each path where they differ: folders whose cached tree
+    is ``tree``'s are not opened, and only the changed paths are looked up in ``tree``."""
+    index = wt.index
+    got = staged_changes(repo, index, tree)
+    old = files_at(repo, tree, [*got.modified, *got.deleted])
+    for p in sorted({*got.added, *got.modified, *got.deleted}):
+        e = index.get(p)
+        new = None if e is None else e.tree_entry(p.rsplit("/", 1)[-1])
+        x = old.get(p)
+        if x is None or new is None or (x.kind, x.id) != (new.kind, new.id):
+            yield p, x, new
 
 
 def diff(
@@ -310,7 +348,8 @@ def diff(
     cwd: Path | None = None,
 ) -> DiffResult:
     """``diff`` (index → worktree), ``diff --cached`` (HEAD → index), ``diff A`` (A → worktree),
-    ``diff A B`` (A → B); ``paths`` as :func:`path_filter` reads them."""
+    ``diff A B`` (A → B); ``paths`` as :func:`path_filter` reads them. All but ``diff A`` cost
+    what changed (``diff A`` holds both snapshots whole)."""
     from dsrepo.dvcs.worktree import files_from_index
 
     select = path_filter(repo.root, cwd, paths)
@@ -318,14 +357,17 @@ def diff(
         return classify(diff_trees(repo, resolve_tree(repo, a), resolve_tree(repo, b)), select)
     assert wt is not None
     if cached:
-        old = repo.flatten(resolve_tree(repo, a or "HEAD")) if (a or repo.head_commit()) else {}
-        return classify(diff_files(old, files_from_index(wt.index.entries.values())), select)
-    old = (
-        repo.flatten(resolve_tree(repo, a))
-        if a is not None
-        else files_from_index(wt.index.entries.values())
-    )
-    return classify(diff_files(old, worktree_files(repo, wt)), select)
+        tree = resolve_tree(repo, a or "HEAD") if (a or repo.head_commit()) else None
+        return classify(_staged(repo, wt, tree), select)
+    if a is None:
+        return classify(_unstaged(repo, wt), select)
+    working = files_from_index(wt.index.entries.values())
+    for p, _, new in _unstaged(repo, wt):
+        if new is None:
+            working.pop(p, None)
+        else:
+            working[p] = new
+    return classify(diff_files(repo.flatten(resolve_tree(repo, a)), working), select)
 
 
 # ---------------------------------------------------------------- listing
