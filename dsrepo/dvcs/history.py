@@ -348,10 +348,9 @@ def diff(
     cwd: Path | None = None,
 ) -> DiffResult:
     """``diff`` (index → worktree), ``diff --cached`` (HEAD → index), ``diff A`` (A → worktree),
-    ``diff A B`` (A → B); ``paths`` as :func:`path_filter` reads them. All but ``diff A`` cost
-    what changed (``diff A`` holds both snapshots whole)."""
-    from dsrepo.dvcs.worktree import files_from_index
-
+    ``diff A B`` (A → B); ``paths`` as :func:`path_filter` reads them. Each costs what changed:
+    the trees' differing folders, the index's folders whose cached tree is not the version's,
+    the files the status walk finds changed."""
     select = path_filter(repo.root, cwd, paths)
     if a is not None and b is not None:
         return classify(diff_trees(repo, resolve_tree(repo, a), resolve_tree(repo, b)), select)
@@ -361,13 +360,23 @@ def diff(
         return classify(_staged(repo, wt, tree), select)
     if a is None:
         return classify(_unstaged(repo, wt), select)
-    working = files_from_index(wt.index.entries.values())
-    for p, _, new in _unstaged(repo, wt):
-        if new is None:
-            working.pop(p, None)
-        else:
-            working[p] = new
-    return classify(diff_files(repo.flatten(resolve_tree(repo, a)), working), select)
+    return classify(_against_working(repo, wt, resolve_tree(repo, a)), select)
+
+
+def _against_working(
+    repo: Repository, wt: Worktree, tree: ObjectId | None
+) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+    """(path, in ``tree``, working) where they differ: the version against the index, then the
+    index against the working copy (where the index equals the version, so does its entry)."""
+    staged = {p: (x, y) for p, x, y in _staged(repo, wt, tree)}
+    unstaged = {p: (x, y) for p, x, y in _unstaged(repo, wt)}
+    for p in sorted({*staged, *unstaged}):
+        old = staged[p][0] if p in staged else unstaged[p][0]
+        new = unstaged[p][1] if p in unstaged else staged[p][1]
+        if old is None and new is None:
+            continue
+        if old is None or new is None or (old.kind, old.id) != (new.kind, new.id):
+            yield p, old, new
 
 
 # ---------------------------------------------------------------- listing

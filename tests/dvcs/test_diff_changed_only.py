@@ -1,5 +1,5 @@
-"""``diff`` (staging area → working copy) and ``diff --cached`` (a version → staging area) read
-only what changed: the status walk's changed paths, the folders whose cached tree differs. They
+"""``diff`` (staging area → working copy), ``diff REV`` (a version → working copy) and
+``diff --cached [REV]`` (a version → staging area) read only what changed: the status walk's changed paths, the folders whose cached tree differs. They
 must say exactly what comparing both snapshots whole says, renames included; each random
 scenario is checked against that full comparison."""
 
@@ -12,6 +12,7 @@ import pytest
 
 from dsrepo import Repository
 from dsrepo.dvcs.history import DiffResult, classify, diff_files, path_filter
+from dsrepo.dvcs.revisions import resolve_tree
 from dsrepo.dvcs.worktree import _scan_one, files_from_index
 from dsrepo.objects.model import TreeEntry
 from tests.dvcs.conftest import write
@@ -31,13 +32,14 @@ def _working_snapshot(repo: Repository) -> dict[str, TreeEntry]:
     return out
 
 
-def _full(repo: Repository, cached: bool, paths: list[str]) -> DiffResult:
+def _full(repo: Repository, rev: str | None, cached: bool, paths: list[str]) -> DiffResult:
     staged = files_from_index(repo.worktree.index.entries.values())
     select = path_filter(repo.root, None, paths)
+    version = repo.flatten(resolve_tree(repo, rev or "HEAD"))
     if cached:
-        head = repo.flatten(repo.commit_tree(repo.head_commit()))
-        return classify(diff_files(head, staged), select)
-    return classify(diff_files(staged, _working_snapshot(repo)), select)
+        return classify(diff_files(version, staged), select)
+    old = staged if rev is None else version
+    return classify(diff_files(old, _working_snapshot(repo)), select)
 
 
 def _scenario(root: Path, seed: int) -> Repository:
@@ -49,6 +51,10 @@ def _scenario(root: Path, seed: int) -> Repository:
     repo.add(".")
     repo.commit("base")
     names = sorted(files)
+    for p in rng.sample(names, 2):  # a second commit: HEAD~1 differs from HEAD there
+        write(root, p, b"second " + p.encode())
+    repo.add(".")
+    repo.commit("second")
     for p in rng.sample(names, rng.randrange(4)):  # edits, some staged
         write(root, p, b"edit %d " % rng.randrange(2) + p.encode())
         if rng.random() < 0.5:
@@ -83,8 +89,10 @@ def test_diff_of_changed_paths_only_says_what_the_full_comparison_says(
 ) -> None:
     repo = _scenario(tmp_path / "r", seed)
     try:
-        for cached in (False, True):
-            for paths in ([], ["a"], ["b/new.txt", "moved"]):
-                assert repo.diff(paths=paths, cached=cached) == _full(repo, cached, paths)
+        for rev in (None, "HEAD", "HEAD~1"):
+            for cached in (False, True):
+                for paths in ([], ["a"], ["b/new.txt", "moved"]):
+                    got = repo.diff(rev, paths=paths, cached=cached)
+                    assert got == _full(repo, rev, cached, paths), (rev, cached, paths)
     finally:
         repo.close()
