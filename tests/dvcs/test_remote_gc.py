@@ -344,12 +344,18 @@ def test_a_push_between_a_deletions_index_and_pack_leaves_no_stray_index(
     assert repo.gc_remote("origin", **FAST).deleted
     monkeypatch.setattr(DirectoryBackend, "delete", real_delete)
     assert pushes == [True]
+    assert_readable(repo, tmp_path, "origin/tmp", "t.bin", rand(400_000, 3))
+
+
+def assert_readable(repo: Repository, tmp_path: Path, rev: str, path: str, data: bytes) -> None:
+    """fsck --remote --read-data is clean and a fresh clone reads ``path`` of ``rev``."""
     report = repo.fsck_remote("origin", read_data=True)
     assert report.ok, report.problems
-    fresh = Repository.clone(remote.url, tmp_path / "fresh", s3=remote.s3)
+    spec = repo.remotes()[0]
+    fresh = Repository.clone(spec.url, tmp_path / "fresh", s3=spec.s3)
     try:
-        with fresh.open_file("origin/tmp", "t.bin") as f:
-            assert f.read() == rand(400_000, 3)
+        with fresh.open_file(rev, path) as f:
+            assert f.read() == data
     finally:
         fresh.close()
 
@@ -406,14 +412,7 @@ def test_a_push_that_found_a_pack_being_deleted_does_not_rely_on_it(
     assert "is missing (its index exists)" in stray
     runs = [repo.gc_remote("origin", **FAST) for _ in range(2)]  # doomed, then deleted
     assert stray.split()[1] in {n for r in runs for n in r.deleted}
-    report = repo.fsck_remote("origin", read_data=True)
-    assert report.ok, report.problems
-    fresh = Repository.clone(remote.url, tmp_path / "fresh", s3=remote.s3)
-    try:
-        with fresh.open_file("origin/new", "n.bin") as f:
-            assert f.read() == rand(300_000, 4)
-    finally:
-        fresh.close()
+    assert_readable(repo, tmp_path, "origin/new", "n.bin", rand(300_000, 4))
 
 
 # ---------------------------------------------------------------- readers
