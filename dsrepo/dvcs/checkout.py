@@ -515,13 +515,34 @@ def restore_matching(
     pattern (worktree-relative, as for ``--into``) into the working copy; HEAD does not move."""
     cid = resolve_commit(repo, source)
     match = match_only(patterns)
-    files = {p: e for p, e in repo.flatten(repo.commit_tree(cid)).items() if match(p)}
+    tree = repo.commit_tree(cid)
+    roots = [_anchored_prefix(p) for p in patterns]
+    found: Iterable[tuple[str, TreeEntry]]
+    if tree is not None and all(roots):  # only the named folders are read
+        found = files_at(repo, tree, [r for r in roots if r]).items()
+    else:  # a pattern may match at any depth: every file is looked at, none is held
+        found = () if tree is None else repo.walk_tree(tree)
+    files = {p: e for p, e in found if match(p)}
     if not files:
         raise PathError(f"--only {' '.join(patterns)} matches no file in {source}")
     written = restore(repo, wt, sorted(files), source=cid.hex(), cwd=wt.root)
     return CheckoutResult(
         repo.head_commit(), written=written, bytes_written=sum(files[p].size for p in written)
     )
+
+
+def _anchored_prefix(pattern: str) -> str | None:
+    """The folder (or file) every path ``pattern`` matches lies in: its leading components up to
+    the first with a wildcard, when it is anchored (a slash before its end: gitignore matches
+    the others at any depth, as ``fnmatch`` does ``*`` across slashes). None: no such prefix."""
+    if pattern.startswith("!") or "/" not in pattern.rstrip("/"):
+        return None
+    literal = []
+    for part in pattern.strip("/").split("/"):
+        if not part or any(c in part for c in "*?[\\"):
+            break
+        literal.append(part)
+    return "/".join(literal) or None
 
 
 def restore(
@@ -537,12 +558,15 @@ def restore(
     prefixes = wt.relpaths(user_paths, cwd)
     writer = SafeWriter(wt.root)
     restored: list[str] = []
-    if source is None and not staged:
-        files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in wt.index.entries.values()}
-    else:
-        files = files_at(repo, repo.commit_tree(resolve_commit(repo, source or "HEAD")), prefixes)
-    for pre in prefixes:
-        matched = [p for p in files if not pre or p == pre or p.startswith(pre.rstrip("/") + "/")]
+    from_index = source is None and not staged
+    tree = None if from_index else repo.commit_tree(resolve_commit(repo, source or "HEAD"))
+    for pre in prefixes:  # each read alone: the index's rows or the version's subtree below it
+        if from_index:
+            under = wt.index.under(pre.rstrip("/"))
+            files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in under}
+        else:
+            files = files_at(repo, tree, [pre])
+        matched = list(files)
         if staged:  # staged paths the source lacks are unstaged (removed from the index)
             extra = [e.path for e in wt.index.under(pre) if e.path not in files]
             for p in extra:
