@@ -101,7 +101,10 @@ class PackWriter:
         *,
         pack_target: int = DEFAULT_PACK_TARGET,
         writers: int = 1,
+        overlap: bool = True,
     ) -> None:
+        """``overlap=False``: a sealed pack is written before the next one is filled (one pack
+        in memory instead of two: a repack of a million objects holds little else)."""
         self.backend = backend
         self.index = index
         self.pack_target = pack_target
@@ -110,7 +113,7 @@ class PackWriter:
         self._sealed: list[PackBuilder | _ReceivedPack] = []
         """Finished packs being written by the background writers; still readable from memory."""
         self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="dsrepo-packs")
-        self._max_sealed = max(_MAX_SEALED, writers)
+        self._max_sealed = max(_MAX_SEALED, writers) if overlap else 0
         self._writes: list[Future[None]] = []
         self._written: list[str] = []
         self._refuse: frozenset[str] = frozenset()

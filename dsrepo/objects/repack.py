@@ -407,7 +407,7 @@ def _copy(store: ObjectStore, copy: CopyList, progress: Progress | None) -> list
     target = max(-(-total // _pack_count(total)) for total in sizes)
     # the objects are distinct (the plan copies each once) and the location index is synced
     # after: no lookups, and no index of the new packs in memory (~100 MB at a million)
-    writer = PackWriter(store.backend, None, pack_target=target)
+    writer = PackWriter(store.backend, None, pack_target=target, overlap=False)
     total = sum(sizes)
     done = 0
     try:
