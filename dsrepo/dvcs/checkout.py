@@ -562,8 +562,7 @@ def restore(
     tree = None if from_index else repo.commit_tree(resolve_commit(repo, source or "HEAD"))
     for pre in prefixes:  # each read alone: the index's rows or the version's subtree below it
         if from_index:
-            under = wt.index.under(pre.rstrip("/"))
-            files = {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in under}
+            files = {e.path: e.tree_entry() for e in wt.index.under(pre.rstrip("/"))}
         else:
             files = files_at(repo, tree, [pre])
         matched = list(files)

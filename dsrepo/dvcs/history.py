@@ -238,12 +238,17 @@ def diff_trees(
                 yield p, None, e
 
 
+def _differ(x: TreeEntry | None, y: TreeEntry | None) -> bool:
+    """Whether a path's two entries (None: absent) are different versions."""
+    return x is None or y is None or (x.kind, x.id) != (y.kind, y.id)
+
+
 def diff_files(
     old: Mapping[str, TreeEntry], new: Mapping[str, TreeEntry]
 ) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
     for p in sorted(set(old) | set(new)):
         x, y = old.get(p), new.get(p)
-        if x is None or y is None or (x.kind, x.id) != (y.kind, y.id):
+        if _differ(x, y):
             yield p, x, y
 
 
@@ -298,27 +303,27 @@ def files_at(
     return files
 
 
-def _unstaged(
-    repo: Repository, wt: Worktree
-) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
+def _unstaged(wt: Worktree) -> Iterator[tuple[str, TreeEntry | None, TreeEntry | None]]:
     """(path, staged, working) for each tracked file whose working copy differs from the index:
     the status walk finds them (hashing only files whose stat changed), nothing else is read."""
     from dsrepo.dvcs.statuswalk import Untracked
     from dsrepo.dvcs.worktree import _scan_one
 
-    modified, deleted, _ = wt.changes(untracked=Untracked.NO)
+    modified, deleted_list, _ = wt.changes(untracked=Untracked.NO)
+    deleted = set(deleted_list)
     for p in sorted({*modified, *deleted}):
         e = wt.index.get(p)
         if e is None:
             continue
-        old = e.tree_entry(p.rsplit("/", 1)[-1])
+        old = e.tree_entry()
         s = None if p in deleted else _scan_one(wt.root, p)
         if s is None:
             yield p, old, None
             continue
         ref = wt.hash_entry(s, write=False)
-        if (s.kind, ref.content_id) != (old.kind, old.id):
-            yield p, old, TreeEntry(old.name, s.kind, ref.size, ref.content_id, None)
+        new = TreeEntry(old.name, s.kind, ref.size, ref.content_id, None)
+        if _differ(old, new):
+            yield p, old, new
 
 
 def _staged(
@@ -331,10 +336,9 @@ def _staged(
     old = files_at(repo, tree, [*got.modified, *got.deleted])
     for p in sorted({*got.added, *got.modified, *got.deleted}):
         e = index.get(p)
-        new = None if e is None else e.tree_entry(p.rsplit("/", 1)[-1])
-        x = old.get(p)
-        if x is None or new is None or (x.kind, x.id) != (new.kind, new.id):
-            yield p, x, new
+        x, y = old.get(p), None if e is None else e.tree_entry()
+        if _differ(x, y):
+            yield p, x, y
 
 
 def diff(
@@ -359,7 +363,7 @@ def diff(
         tree = resolve_tree(repo, a or "HEAD") if (a or repo.head_commit()) else None
         return classify(_staged(repo, wt, tree), select)
     if a is None:
-        return classify(_unstaged(repo, wt), select)
+        return classify(_unstaged(wt), select)
     return classify(_against_working(repo, wt, resolve_tree(repo, a)), select)
 
 
@@ -369,13 +373,11 @@ def _against_working(
     """(path, in ``tree``, working) where they differ: the version against the index, then the
     index against the working copy (where the index equals the version, so does its entry)."""
     staged = {p: (x, y) for p, x, y in _staged(repo, wt, tree)}
-    unstaged = {p: (x, y) for p, x, y in _unstaged(repo, wt)}
+    unstaged = {p: (x, y) for p, x, y in _unstaged(wt)}
     for p in sorted({*staged, *unstaged}):
         old = staged[p][0] if p in staged else unstaged[p][0]
         new = unstaged[p][1] if p in unstaged else staged[p][1]
-        if old is None and new is None:
-            continue
-        if old is None or new is None or (old.kind, old.id) != (new.kind, new.id):
+        if (old is not None or new is not None) and _differ(old, new):
             yield p, old, new
 
 

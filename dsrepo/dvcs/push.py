@@ -380,7 +380,7 @@ class _Sender:
             jobs=self.jobs,
             progress=self.progress,
             where="the local repository",
-            avoid_packs={*self.gen.doomed, *self.distrust},
+            avoid_packs=self._avoid,
             located=located,
         )
         self.copied.objects += copied.objects
@@ -415,6 +415,11 @@ class _Sender:
         self.read_at = sent
         return gen
 
+    @property
+    def _avoid(self) -> set[str]:
+        """Packs not to rely on: doomed by the record, or distrusted by this push."""
+        return {*self.gen.doomed, *self.distrust}
+
     def _advance(self, fresh: Generation) -> bool:
         """Take ``fresh`` as the record; whether its counter is the one read before."""
         same = fresh.counter == self.gen.counter
@@ -426,7 +431,7 @@ class _Sender:
     def _safe(self, relied: tuple[IdArray, Located]) -> bool:
         """Whether every object relied on (the metadata and chunks :meth:`_copy` wanted) lies
         in a pack the record does not doom and this push does not distrust."""
-        avoid = {*self.gen.doomed, *self.distrust}
+        avoid = self._avoid
         if not avoid:
             return True
         ids = IdArray(relied[0])

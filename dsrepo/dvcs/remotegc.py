@@ -418,25 +418,30 @@ def _cutoff(backend: Backend, grace: float) -> tuple[float, float | None]:
     return now, (None if math.isinf(grace) else now - grace)
 
 
-def _candidates(inv: Inventory, doomed: Mapping[str, float]) -> Inventory:
-    return Inventory(
-        {n: p for n, p in inv.packs.items() if n not in doomed},
-        {n: o for n, o in inv.orphans.items() if n not in doomed},
+def _plan(
+    marked: Marked, doomed: Mapping[str, float], cutoff: float | None
+) -> tuple[Plan, set[str]]:
+    """What phase 1 dooms among the packs not doomed yet: the plan (:func:`plan`), and the names
+    of the packs it makes leave, the old orphans and the old *stray* indexes (whose pack is
+    gone). A pusher that found a doomed pack's keys while phase 2 deleted them may have written
+    its index again; it names nothing readable, and no push relies on it (a push distrusts the
+    packs it found once the counter moved: :mod:`dsrepo.dvcs.push`)."""
+    inv = marked.inventory
+    todo = plan(
+        Inventory(
+            {n: p for n, p in inv.packs.items() if n not in doomed},
+            {n: o for n, o in inv.orphans.items() if n not in doomed},
+        ),
+        marked.live,
+        cutoff,
     )
-
-
-def _strays(inv: Inventory, doomed: Mapping[str, float], cutoff: float | None) -> set[str]:
-    """Indexes whose pack is gone, past the grace period: phase 1 dooms them with the packs
-    :func:`plan` makes leave. A pusher that found a doomed pack's keys while phase 2 deleted
-    them may have written its index again; it names nothing readable, and no push relies on it
-    (a push distrusts the packs it found once the counter moved: :mod:`dsrepo.dvcs.push`)."""
-    if cutoff is None:
-        return set()
-    return {
+    limit = -math.inf if cutoff is None else cutoff  # None: nothing is old
+    strays = {
         n
         for n, p in inv.packs.items()
-        if p.size is None and n not in doomed and p.mtime is not None and p.mtime <= cutoff
+        if p.size is None and n not in doomed and p.mtime is not None and p.mtime <= limit
     }
+    return todo, {*todo.rewrite, *todo.orphans, *strays}
 
 
 def _dry_run(repo: BareRepository, grace: float, delay: float, report: RemoteGcReport) -> None:
@@ -445,9 +450,8 @@ def _dry_run(repo: BareRepository, grace: float, delay: float, report: RemoteGcR
     for name, at in sorted(gen.doomed.items()):
         (report.deleted if at + delay <= now else report.waiting).append(name)
     marked = _mark(repo, Inventories(repo.backend))
-    todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
-    strays = _strays(marked.inventory, gen.doomed, cutoff)
-    report.doomed = sorted({*todo.rewrite, *todo.orphans, *strays})
+    todo, dooms = _plan(marked, gen.doomed, cutoff)
+    report.doomed = sorted(dooms)
     report.objects_copied = len(todo.copy)
     report.counter = gen.counter
     inv = marked.inventory
@@ -536,8 +540,7 @@ class _Run:
     def phase1(self, gen: Generation, grace: float) -> Generation:
         _, cutoff = _cutoff(self.backend, grace)
         marked = self.mark()
-        todo = plan(_candidates(marked.inventory, gen.doomed), marked.live, cutoff)
-        new = {*todo.rewrite, *todo.orphans, *_strays(marked.inventory, gen.doomed, cutoff)}
+        _, new = _plan(marked, gen.doomed, cutoff)
         if not new:
             return gen
         kept = self.secure(marked, new | set(gen.doomed))

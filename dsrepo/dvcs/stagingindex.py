@@ -86,7 +86,10 @@ class IndexEntry:
             st.st_mode,
         )
 
-    def tree_entry(self, name: str) -> TreeEntry:
+    def tree_entry(self, name: str | None = None) -> TreeEntry:
+        """The entry as a tree records it, under ``name`` (default: its path's last part)."""
+        if name is None:
+            name = self.path.rsplit("/", 1)[-1]
         return TreeEntry(name, self.kind, self.size, self.content_id, self.manifest)
 
     @property

@@ -551,4 +551,4 @@ def _prune_empty_dirs(root: Path, rel: str) -> None:
 
 
 def files_from_index(entries: Iterable[IndexEntry]) -> dict[str, TreeEntry]:
-    return {e.path: e.tree_entry(e.path.rsplit("/", 1)[-1]) for e in entries}
+    return {e.path: e.tree_entry() for e in entries}
