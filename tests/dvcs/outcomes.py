@@ -4,8 +4,12 @@ of the changed-paths-only switch and merge)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from dsrepo import Repository
 from dsrepo.dvcs.worktree import Status
@@ -32,3 +36,25 @@ def outcome(root: Path, run: Callable[[Repository], str]) -> Outcome:
         return said, files, entries, status
     finally:
         repo.close()
+
+
+def fast_and_full(
+    root: Path,
+    run: Callable[[Repository], str],
+    modules: Iterable[ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Outcome, Outcome]:
+    """``run`` on the repository at ``root`` (the changed-paths path), then on a copy of it
+    made before, with every shortcut of ``modules`` off (they think the filesystem ignores
+    case): the two outcomes, to be equal."""
+    full = root.with_name(root.name + "-full")
+    shutil.copytree(root, full, symlinks=True)
+    got = outcome(root, run)
+    for module in modules:
+        monkeypatch.setattr(module, "is_case_insensitive_fs", lambda root: True)
+    return got, outcome(full, run)
+
+
+def staged_is_head(repo: Repository) -> bool:
+    """Whether the tree cache says the staging area is exactly HEAD (nothing staged)."""
+    return repo.worktree.index.tree == repo.commit_tree(repo.head_commit())

@@ -16,7 +16,7 @@ import pytest
 from dsrepo import Repository
 from dsrepo.dvcs import checkout, merging
 from tests.dvcs.conftest import write
-from tests.dvcs.outcomes import outcome
+from tests.dvcs.outcomes import fast_and_full, staged_is_head
 from tests.dvcs.test_treecache import check_cache
 from tests.snapshots import snapshot
 
@@ -72,8 +72,7 @@ def _scenario(root: Path, seed: int) -> None:
 
 def _merger(strategy: str | None) -> Callable[[Repository], str]:
     def run(repo: Repository) -> str:
-        index = repo.worktree.index
-        clean = index.trees.get("", (None,))[0] == repo.commit_tree(repo.head_commit())
+        clean = staged_is_head(repo)
         out = repo.merge("other", strategy=strategy, message="m")
         tree = repo.commit_tree(out.commit) if out.commit is not None else None
         if clean and tree is not None:  # nothing staged: the merged folders are cached again
@@ -88,12 +87,7 @@ def _merger(strategy: str | None) -> Callable[[Repository], str]:
 def test_merge_of_changed_paths_only_ends_as_the_full_comparison(
     seed: int, tmp_path: Path, identity: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast, full = tmp_path / "fast", tmp_path / "full"
-    _scenario(fast, seed)
-    shutil.copytree(fast, full, symlinks=True)
+    _scenario(tmp_path / "r", seed)
     run = _merger(["ours", "theirs", None][seed % 3])
-    got = outcome(fast, run)
-    for module in (checkout, merging):  # the full path: no changed-only shortcut
-        monkeypatch.setattr(module, "is_case_insensitive_fs", lambda root: True)
-    want = outcome(full, run)
+    got, want = fast_and_full(tmp_path / "r", run, (checkout, merging), monkeypatch)
     assert got == want

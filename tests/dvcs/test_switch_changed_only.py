@@ -8,7 +8,6 @@ staged (``status`` right after a pull would otherwise compare every folder)."""
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from dsrepo import Repository
 from dsrepo.dvcs import checkout
 from tests.dvcs.conftest import write
-from tests.dvcs.outcomes import outcome
+from tests.dvcs.outcomes import fast_and_full, staged_is_head
 from tests.dvcs.test_treecache import check_cache
 from tests.snapshots import snapshot
 
@@ -70,8 +69,7 @@ def _scenario(root: Path, seed: int) -> None:
 
 
 def _switch(repo: Repository) -> str:
-    index = repo.worktree.index
-    clean = index.trees.get("", (None,))[0] == repo.commit_tree(repo.head_commit())
+    clean = staged_is_head(repo)
     result = repo.switch("other")
     if clean:  # nothing staged: every folder on a changed path is cached again, the top too
         assert "" in repo.worktree.index.trees
@@ -83,10 +81,6 @@ def _switch(repo: Repository) -> str:
 def test_switch_of_changed_paths_only_ends_as_the_full_comparison(
     seed: int, tmp_path: Path, identity: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast, full = tmp_path / "fast", tmp_path / "full"
-    _scenario(fast, seed)
-    shutil.copytree(fast, full, symlinks=True)
-    got = outcome(fast, _switch)
-    monkeypatch.setattr(checkout, "is_case_insensitive_fs", lambda root: True)  # the full path
-    want = outcome(full, _switch)
+    _scenario(tmp_path / "r", seed)
+    got, want = fast_and_full(tmp_path / "r", _switch, (checkout,), monkeypatch)
     assert got == want
