@@ -151,8 +151,32 @@ def warm(*paths: Path) -> None:
                     pass
 
 
+SETTLE_SECONDS = float(os.environ.get("DSREPO_BENCH_SETTLE", "61"))
+"""How long a timed step waits after a large delete (:func:`rmtree` of ``LARGE_DELETE`` files or
+more). ext4 without a journal (this machine's disk) skips every inode freed in the last 60 s
+(360 s while its inode-table block is dirty) each time it allocates one, so creating files right
+after deleting many costs up to a hundred times more per file (``perf``: ``recently_deleted`` in
+``ext4_create``; 250 us instead of 10 us per file after deleting 10k). Whichever side of a row ran
+first after a delete paid for it; now neither does: the delete is synced (clean blocks: 60 s)
+and the next timed step waits out the rest. ``DSREPO_BENCH_SETTLE=0``: no wait (smoke tests)."""
+LARGE_DELETE = 1000
+_last_delete: list[float] = []
+
+
 def rmtree(path: Path) -> None:
+    """Remove a tree; after a large one, sync and make the next timed step wait (:func:`settle`)."""
+    n = count_files(path) if path.is_dir() else 0
     shutil.rmtree(path, ignore_errors=True)
+    if n >= LARGE_DELETE:
+        sync()
+        _last_delete[:] = [time.monotonic()]
+
+
+def settle() -> None:
+    """Wait until :data:`SETTLE_SECONDS` have passed since the last large delete."""
+    if _last_delete and (wait := _last_delete[0] + SETTLE_SECONDS - time.monotonic()) > 0:
+        progress(f"waiting {wait:.0f} s: files were just deleted (see common.SETTLE_SECONDS)")
+        time.sleep(wait)
 
 
 def same_tree(a: Path, b: Path) -> str | None:
@@ -247,8 +271,9 @@ def record_step(
     env: dict[str, str],
     label: str | None = None,
 ) -> Step:
-    """``sync``, then ``run_step``; its figures go into ``steps[where]``, a crash into
-    ``rep.errors`` (under ``label``, default ``where``)."""
+    """:func:`settle`, ``sync``, then ``run_step``; its figures go into ``steps[where]``, a
+    crash into ``rep.errors`` (under ``label``, default ``where``)."""
+    settle()
     sync()
     s = run_step(cmd, cwd, env)
     steps[where] = {

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import dsrepo_exe, git_commit
+from common import dsrepo_exe, git_commit, rmtree, settle
 
 HERE = Path(__file__).resolve().parent
 
@@ -128,8 +128,8 @@ def cached_tree(work: Path, n: int) -> tuple[Path, dict[str, Any]]:
         progress(f"tree-{n}: cached ({meta['files']:,} files, {meta['bytes'] / 1e6:,.1f} MB)")
         return tree, meta
     partial = work / f"tree-{n}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(tree, ignore_errors=True)
+    rmtree(partial)
+    rmtree(tree)
     progress(f"tree-{n}: generating {n:,} files")
     t0 = time.perf_counter()
     meta = generate(partial, n)
@@ -217,6 +217,7 @@ def run_cmd(
     ``wait4`` of a child forked from this Python process would count this process's RSS too).
     Without /usr/bin/time, ``os.wait4`` of the shell itself (this process's RSS is then a floor
     on the peak)."""
+    settle()  # after a large delete (common.SETTLE_SECONDS)
     subprocess.run(["sync"], check=False)  # not timed: earlier writes are not flushed in a step
     r = Run(cmd)
     with tempfile.TemporaryDirectory() as tmp:
@@ -361,7 +362,7 @@ class Bench:
 
     def run(self, tree: Path) -> None:
         n = self.n
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True)
         cp = "cp -r --reflink=auto"
         progress(f"{size_label(n)}: working copies (cp -r of tree-{n}, not timed)")
@@ -370,7 +371,7 @@ class Bench:
         base = self.other_run(
             "cp -r of the tree", f"{cp} {self.q(tree)} cp-tree", self.run_dir, stdout="null"
         )
-        shutil.rmtree(self.run_dir / "cp-tree", ignore_errors=True)
+        rmtree(self.run_dir / "cp-tree")
         self.add(Row("0", f"cp -r of the tree ({n:,} files)", "cp -r", None, base, "baseline"))
         v_ds = self.ds_run("start-up", f"{self.ds} --version")
         v_git = self.git_run("start-up", "git --version")
@@ -460,27 +461,27 @@ class Bench:
             base9 = self.other_run(  # again, just before: the machine's load changes
                 "cp -r of the tree", f"{cp} {self.q(tree)} cp-tree", self.run_dir, stdout="null"
             )
-            shutil.rmtree(self.run_dir / "cp-tree", ignore_errors=True)
+            rmtree(self.run_dir / "cp-tree")
             co = self.ds_run("checkout --into", f"{ds} checkout HEAD --into {self.q(into)}")
             note = self._verify(into) if co.ok else ""
             self.add(Row("9", "checkout HEAD --into DIR", "cp -r of the tree", co, base9, note))
-            shutil.rmtree(into, ignore_errors=True)
+            rmtree(into)
             ginto = self.run_dir / "git-archive"
             ginto.mkdir()
             ga = self.git_run("archive | tar x", f"git archive HEAD | tar -x -C {self.q(ginto)}")
             self.add(Row("9", "checkout HEAD --into DIR", "git archive HEAD | tar -x", co, ga))
-            shutil.rmtree(ginto, ignore_errors=True)
+            rmtree(ginto)
         if 10 in self.steps:
             rd = self.run_dir
             cl = self.ds_run("clone", f"{ds} clone {self.q(self.wd)} clone", cwd=rd)
             note = self._verify(rd / "clone") if cl.ok else ""
-            shutil.rmtree(rd / "clone", ignore_errors=True)
+            rmtree(rd / "clone")
             cpr = self.other_run("cp -r repo", f"{cp} {self.q(self.wd)} cp-repo", rd, stdout="null")
-            shutil.rmtree(rd / "cp-repo", ignore_errors=True)
+            rmtree(rd / "cp-repo")
             gcl = self.git_run(
                 "clone --no-local", f"git clone -q --no-local {self.q(self.wg)} git-clone", cwd=rd
             )
-            shutil.rmtree(rd / "git-clone", ignore_errors=True)
+            rmtree(rd / "git-clone")
             self.add(Row("10a", "clone PATH DEST", "cp -r of data + .dsrepo", cl, cpr, note))
             self.add(Row("10a", "clone PATH DEST", "git clone --no-local", cl, gcl))
 
@@ -496,7 +497,7 @@ class Bench:
             cpd = self.other_run(
                 "cp -r .dsrepo", f"{cp} {self.q(self.wd / '.dsrepo')} cp-store", rd, stdout="null"
             )
-            shutil.rmtree(rd / "cp-store", ignore_errors=True)
+            rmtree(rd / "cp-store")
             subprocess.run(
                 ["git", "init", "-q", "--bare", str(bare)], env=self.git_env, check=False
             )
@@ -505,8 +506,8 @@ class Bench:
             self.add(
                 Row("10b", "push r main (directory remote)", "git push to a bare repo", pu, gpu)
             )
-            shutil.rmtree(remote, ignore_errors=True)
-            shutil.rmtree(bare, ignore_errors=True)
+            rmtree(remote)
+            rmtree(bare)
 
     def _verify(self, dest: Path) -> str:
         """Files count and a spot check of 200 files against the dsrepo working copy (which
@@ -519,7 +520,7 @@ class Bench:
 
     def cleanup(self) -> None:
         if not self.keep:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            rmtree(self.run_dir)
 
 
 def _first(r: Run) -> Run:

@@ -8,6 +8,7 @@ sections run as several tests, so ``pytest -n 2`` runs them side by side.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,6 +41,7 @@ def test_bench_smoke(tmp_path: Path, only: str) -> None:
         capture_output=True,
         text=True,
         timeout=180,
+        env={**os.environ, "DSREPO_BENCH_SETTLE": "0"},  # no wait after deletes: not timed here
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout

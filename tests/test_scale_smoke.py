@@ -8,6 +8,7 @@ written, the generated tree is cached and reused, working copies are removed).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ def run(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "DSREPO_BENCH_SETTLE": "0"},  # no wait after deletes: not timed here
     )
 
 
