@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import PathError
-from dsrepo.dvcs.paths import UnsafePath, check_link_target, validate_relpath
+from dsrepo.dvcs.paths import (
+    UnsafePath,
+    check_link_target,
+    validate_entry_name,
+    validate_relpath,
+)
 from dsrepo.dvcs.promisor import ensure_present, promisor_remote
 from dsrepo.dvcs.reachability import chunk_ids
 from dsrepo.objects.errors import CorruptObject, FormatError, ObjectNotFound
@@ -51,15 +56,26 @@ def preflight(
     except (OSError, ValueError):
         name_max = 255
     links: list[tuple[str, TreeEntry]] = []
+    folder: str | None = None  # checked already (a folder's files come together)
     for p, e in items:
+        parent, _, name = p.rpartition("/")
+        names = (name,) if parent == folder and p[:1] not in ("", "/") else p.split("/")
         try:
-            validate_relpath(p)
-        except UnsafePath as exc:
-            raise PathError(str(exc)) from None
-        if any(len(n.encode("utf-8", "surrogateescape")) > name_max for n in p.split("/")):
+            if len(names) == 1:
+                validate_entry_name(name)
+            else:
+                validate_relpath(p)
+        except UnsafePath:
+            try:
+                validate_relpath(p)  # its message names the whole path
+            except UnsafePath as exc:
+                raise PathError(str(exc)) from None
+            raise
+        if any(len(n.encode("utf-8", "surrogateescape")) > name_max for n in names):
             raise PathError(
                 f"cannot write {p!r}: a name is longer than this filesystem allows ({name_max} bytes)"
             )
+        folder = parent
         if e.kind == EntryKind.SYMLINK:
             links.append((p, e))
         elif e.manifest is not None:
