@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs import writebatch
+from dsrepo.dvcs import forkwrite
 from dsrepo.dvcs.checkout import CheckoutResult, Progress, is_real_dir, same_content
 from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite, path_errors
 from dsrepo.dvcs.pathmatch import match_only
@@ -214,7 +214,7 @@ def _materialize(
             for folder in folders:
                 _remove_empty_tree(run.root / folder, removed)
             stats: dict[str, os.stat_result | None] = {}
-            for p, e, st in writebatch.write_entries(
+            for p, e, st in forkwrite.write_entries(
                 run.repo.store, writer, todo, run.allow_outside_links, stat=run.record is not None
             ):
                 run.result.written.append(p)

@@ -13,6 +13,7 @@ Everything runs on the calling thread. Writer threads were measured (2 cores, 10
 1-2 KiB) and made it slower: a file costs a few microseconds of system calls, each of which gives
 the GIL up and must take it back from the thread that reads and verifies, so one writer thread
 took 2.6 s against 2.5 s on tmpfs (8.4 s against 4.3 s on ext4), and two doubled the CPU time.
+A process does help: :mod:`dsrepo.dvcs.forkwrite` hands part of a big batch to a forked child.
 """
 
 from __future__ import annotations

@@ -124,6 +124,13 @@ class LocationIndex:
         self._read_only = False
         self._db = self._open()
 
+    def reopened(self) -> LocationIndex:
+        """This index for a forked child: a new connection to the same file (SQLite's locks
+        belong to a process, so a child must not use its parent's connection, nor close it: the
+        caller keeps this one referenced until it exits). An index in memory is the child's own
+        copy already."""
+        return self if self.path is None else LocationIndex(self.path)
+
     # ------------------------------------------------------------ opening and recovering
 
     def _open(self) -> sqlite3.Connection:

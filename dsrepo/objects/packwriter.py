@@ -112,7 +112,8 @@ class PackWriter:
         self._builders: dict[PackClass, PackBuilder] = {}
         self._sealed: list[PackBuilder | _ReceivedPack] = []
         """Finished packs being written by the background writers; still readable from memory."""
-        self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="dsrepo-packs")
+        self._writers = writers
+        self._writer = self._new_writer()
         self._max_sealed = max(_MAX_SEALED, writers) if overlap else 0
         self._writes: list[Future[None]] = []
         self._written: list[str] = []
@@ -120,6 +121,21 @@ class PackWriter:
         self._refused: list[IndexEntry] = []
         self._found: list[str] = []
         self._lock = threading.RLock()
+
+    def _new_writer(self) -> ThreadPoolExecutor:
+        """The background writers (their threads start with the first pack handed to them)."""
+        return ThreadPoolExecutor(max_workers=self._writers, thread_name_prefix="dsrepo-packs")
+
+    def park(self) -> None:
+        """Stop the writer threads when nothing is buffered or being written; the next sealed
+        pack starts them again. For a process about to fork (:mod:`dsrepo.dvcs.forkwrite`):
+        the child gets only the forking thread, so no other thread may be left that could hold
+        a lock it needs."""
+        with self._lock:
+            if self._builders or self._sealed or self._writes:
+                return
+            writer, self._writer = self._writer, self._new_writer()
+        writer.shutdown(wait=True)
 
     # ------------------------------------------------------------ lookups of buffered objects
 
