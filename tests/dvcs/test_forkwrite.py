@@ -14,7 +14,6 @@ import pytest
 from dsrepo import Repository
 from dsrepo.dvcs import forkwrite, materialize, writebatch
 from dsrepo.dvcs.paths import TEMP_PREFIX
-from dsrepo.errors import DsrepoError
 from dsrepo.objects.errors import ObjectNotFound
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
