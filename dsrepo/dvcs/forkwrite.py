@@ -3,8 +3,9 @@
 A small file costs ~20 us of Python (reading and verifying its object, the temp file, the
 rename) beside ~13 us in the kernel, so one process keeps one core busy with Python while
 ``cp -r`` spends only the kernel's part. From :data:`PARALLEL_MIN` files on, a batch is cut at a
-folder boundary near the middle of its cost, and a forked child writes the second part while
-this process writes the first (:mod:`dsrepo.dvcs.statuswalk` walks ``status`` the same way).
+folder boundary, and a forked child writes the files after it (:data:`CHILD_SHARE` of the cost)
+while this process writes the others (:mod:`dsrepo.dvcs.statuswalk` walks ``status`` the same
+way).
 Files with a manifest and symlinks stay here.
 
 The child writes exactly as :func:`~dsrepo.dvcs.writebatch.write_entries` does (a temp file, the
@@ -44,8 +45,6 @@ FILE_COST = 32 << 10
 """What one file costs beside its bytes, in bytes (~30 us against ~1 GB/s), to cut fairly."""
 CHILD_SHARE = 0.55
 """The child's part of a batch's cost: this process also walks, surveys and checks the batches."""
-"""The child's part of a batch's cost: this process also walks, surveys and checks the batches."""
-"""What one file costs beside its bytes, in bytes (~30 us against ~1 GB/s), to cut fairly."""
 
 Item = tuple[str, TreeEntry]
 
@@ -90,7 +89,7 @@ def _can_fork(store: ObjectStore) -> bool:
 
 def _cut(items: Sequence[Item]) -> tuple[list[Item], list[Item]] | None:
     """This process's files and the child's: the child takes plain single-chunk files from a
-    folder boundary on, :data:`CHILD_SHARE` of the batch's cost; None when that leaves it too little."""
+    folder boundary on, :data:`CHILD_SHARE` of the batch's cost; None if that is too few."""
     movable = [(p, e) for p, e in items if e.manifest is None and e.kind != EntryKind.SYMLINK]
     total = sum(e.size + FILE_COST for _, e in items)
     cost = total - sum(e.size + FILE_COST for _, e in movable)  # what stays here anyway
@@ -136,11 +135,7 @@ class _Child:
     ) -> None:
         self.count = len(items)
         r, w = os.pipe()
-        gc.freeze()  # no collection copies the pages both processes share (copy on write)
-        try:
-            pid = os.fork()
-        finally:
-            gc.unfreeze()
+        pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             os.close(r)
             gc.disable()  # it lives for one batch
