@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import os
 import resource
 import shutil
@@ -161,10 +162,32 @@ first after a delete paid for it; now neither does: the delete is synced (clean 
 and the next timed step waits out the rest. ``DSREPO_BENCH_SETTLE=0``: no wait (smoke tests)."""
 LARGE_DELETE = 1000
 _last_delete: list[float] = []
+_trash: list[Path] = []
+_trashed = itertools.count()
+
+
+def defer_deletes(trash: Path) -> None:
+    """From now on :func:`rmtree` moves trees into ``trash`` (a rename frees no inode, so no
+    step waits) and :func:`empty_trash` deletes them once nothing is timed any more. For
+    ``make bench``, whose trees fit on the disk many times over; ``scale.py``'s million-file
+    trees do not, so it waits instead. A trash left by a killed run is deleted first."""
+    rmtree(trash)
+    trash.mkdir(parents=True)
+    _trash[:] = [trash]
+
+
+def empty_trash() -> None:
+    if _trash:
+        shutil.rmtree(_trash.pop(), ignore_errors=True)
 
 
 def rmtree(path: Path) -> None:
-    """Remove a tree; after a large one, sync and make the next timed step wait (:func:`settle`)."""
+    """Remove a tree (into the trash, see :func:`defer_deletes`); after a large delete, sync and
+    make the next timed step wait (:func:`settle`)."""
+    if _trash and os.path.lexists(path):
+        with contextlib.suppress(OSError):  # else (another filesystem?) deleted now
+            os.rename(path, _trash[0] / f"{next(_trashed)}-{path.name}")
+            return
     n = count_files(path) if path.is_dir() else 0
     shutil.rmtree(path, ignore_errors=True)
     if n >= LARGE_DELETE:

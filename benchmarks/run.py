@@ -46,7 +46,15 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the modules beside this script (python puts it first, unless -P)
     sys.path.insert(0, str(HERE))
 
-from common import FULL, SMOKE, Report, git_commit, print_report  # noqa: E402
+from common import (  # noqa: E402
+    FULL,
+    SMOKE,
+    Report,
+    defer_deletes,
+    empty_trash,
+    git_commit,
+    print_report,
+)
 from maintenance import section_maintenance  # noqa: E402
 from porcelain import section_porcelain  # noqa: E402
 from reading import section_reading  # noqa: E402
@@ -118,14 +126,18 @@ def main(argv: list[str]) -> int:
         ("serve" in sections, "G) serve", "serve",
          lambda: section_serving(work, sizes, rep, a.keep)),
     ]  # fmt: skip
-    for wanted, title, name, run in steps:
-        if not wanted:
-            continue
-        print(title, flush=True)
-        try:
-            run()
-        except Exception:  # a crashed section is reported; the others still run
-            rep.error(f"{name} section", traceback.format_exc())
+    defer_deletes(work / "trash")  # no step waits for a delete (common.SETTLE_SECONDS)
+    try:
+        for wanted, title, name, run in steps:
+            if not wanted:
+                continue
+            print(title, flush=True)
+            try:
+                run()
+            except Exception:  # a crashed section is reported; the others still run
+                rep.error(f"{name} section", traceback.format_exc())
+    finally:
+        empty_trash()
     header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     header["total_seconds"] = round(time.perf_counter() - t0, 1)
     print_report(rep, header)
