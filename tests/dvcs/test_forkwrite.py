@@ -18,7 +18,7 @@ from dsrepo.objects.errors import ObjectNotFound
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
-from tests.dvcs.test_materialize import craft, point, write
+from tests.dvcs.test_materialize import craft, point, refused_into, write
 from tests.snapshots import snapshot
 
 FILES = {f"{d}/f{i:02d}.txt": f"{d} {i}\n".encode() * (i + 1) for d in "abcd" for i in range(8)}
@@ -92,14 +92,9 @@ def test_a_refusal_in_either_part_removes_every_file_written(
     missing = TreeEntry("f.txt", EntryKind.FILE, 3, hash_data(b"absent"))
     bad_dir = TreeEntry(where, EntryKind.TREE, 3, repo.store.put_tree([missing]))
     point(repo, "evil", craft(repo, [*repo.store.tree_entries(tree), bad_dir], (head,)))
-    into = tmp_path / "into"
-    into.mkdir()
-    write(into, "mine.txt", "user data")
-    with pytest.raises(ObjectNotFound):
-        repo.checkout("evil", into=into)
+    refused_into(repo, "evil", tmp_path / "into", ObjectNotFound)
     assert children
-    assert snapshot(into) == {"mine.txt": b"user data"}
-    assert _no_temps(into)
+    assert _no_temps(tmp_path / "into")
 
 
 def _write_without_report(

@@ -60,6 +60,18 @@ def craft(
     return cid
 
 
+def refused_into(
+    repo: Repository, rev: str, into: Path, error: type[BaseException] = DsrepoError
+) -> None:
+    """``checkout rev --into`` a folder holding one file of the user's refuses with ``error``
+    and leaves the folder as it was."""
+    into.mkdir()
+    write(into, "mine.txt", "user data")
+    with pytest.raises(error):
+        repo.checkout(rev, into=into)
+    assert snapshot(into) == {"mine.txt": b"user data"}
+
+
 def point(repo: Repository, branch: str, cid: ObjectId) -> None:
     repo.refs.update(f"refs/heads/{branch}", cid, repo.refs.resolve(f"refs/heads/{branch}"))
 

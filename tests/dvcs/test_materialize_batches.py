@@ -19,7 +19,14 @@ from dsrepo.errors import DsrepoError
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
-from tests.dvcs.test_materialize import HOSTILE, craft, file_entry, point, write
+from tests.dvcs.test_materialize import (
+    HOSTILE,
+    craft,
+    file_entry,
+    point,
+    refused_into,
+    write,
+)
 from tests.snapshots import snapshot
 
 # names whose order differs between a tree walk and a sort of whole paths ("a" < "a-b" <
@@ -125,12 +132,7 @@ def test_refusal_in_a_later_batch_removes_what_was_written(
     bad = HOSTILE[case](repo)
     bad = TreeEntry("zz" + bad.name, bad.kind, bad.size, bad.id, bad.manifest)
     point(repo, "evil", craft(repo, [*repo.store.tree_entries(tree), bad], (head,)))
-    into = tmp_path / "into"
-    into.mkdir()
-    write(into, "mine.txt", "user data")
-    with pytest.raises(DsrepoError):
-        repo.checkout("evil", into=into)
-    assert snapshot(into) == {"mine.txt": b"user data"}
+    refused_into(repo, "evil", tmp_path / "into")
     point(repo, "main", repo.refs.resolve("refs/heads/evil") or head)
     dest = tmp_path / "clone"
     with pytest.raises(DsrepoError):
