@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsrepo.dvcs import opstate, writebatch
+from dsrepo.dvcs import forkwrite, opstate, writebatch
 from dsrepo.dvcs.errors import PathError, UnknownRevision, WouldOverwrite
 from dsrepo.dvcs.history import TreeDirs, diff_trees, files_at
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
@@ -345,7 +345,7 @@ def apply_files(
             full = wt.root / p
             if is_real_dir(full):
                 _remove_tree_if_untracked_free(full)
-        for p, e, st in writebatch.write_entries(
+        for p, e, st in forkwrite.write_entries(
             repo.store, writer, to_write, allow_outside_links=False
         ):
             result.written.append(p)

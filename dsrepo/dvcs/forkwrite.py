@@ -1,4 +1,4 @@
-"""Writing a batch of files in two processes: ``checkout --into`` and the working copy of a clone.
+"""Writing a batch of files in two processes: ``checkout --into``, a clone, a big switch.
 
 A small file costs ~20 us of Python (reading and verifying its object, the temp file, the
 rename) beside ~13 us in the kernel, so one process keeps one core busy with Python while

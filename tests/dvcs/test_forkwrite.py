@@ -14,11 +14,12 @@ import pytest
 from dsrepo import Repository
 from dsrepo.dvcs import forkwrite, materialize, writebatch
 from dsrepo.dvcs.paths import TEMP_PREFIX
-from dsrepo.objects.errors import ObjectNotFound
+from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
 from tests.dvcs.test_materialize import craft, point, refused_into, write
+from tests.objects.test_store import flip_payload_byte
 from tests.snapshots import snapshot
 
 FILES = {f"{d}/f{i:02d}.txt": f"{d} {i}\n".encode() * (i + 1) for d in "abcd" for i in range(8)}
@@ -162,3 +163,32 @@ def test_batches_below_the_threshold_stay_in_one_process(
     repo.checkout("HEAD", into=tmp_path / "into")
     assert not started
     assert snapshot(tmp_path / "into") == {**FILES, "link": FILES["top.txt"]}
+
+
+def test_a_switch_of_many_files_in_two_processes_and_its_refusal(
+    repo: Repository, tmp_path: Path, children: list[int]
+) -> None:
+    _commit(repo, FILES)
+    one = {p: d.upper() for p, d in FILES.items()}
+    repo.switch("two", create=True)
+    for rel, data in one.items():
+        write(repo.root, rel, data)
+    repo.commit("two", all=True)
+    repo.switch("main")
+    assert snapshot(repo.root)["d/f07.txt"] == FILES["d/f07.txt"]
+    repo.switch("two")  # 33 files rewritten, the child writing the later folders
+    assert children
+    assert snapshot(repo.root) == {**one, "link": one["top.txt"]}
+    for e in repo.worktree.index:
+        st = os.lstat(repo.root / e.path)
+        assert (e.ino, e.mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert repo.status().clean
+    repo.switch("main")
+    # a byte of the last file's content flipped in its pack: found while the child streams it
+    flip_payload_byte(repo.store.backend.root, repo.store, hash_data(one["d/f07.txt"]))
+    children.clear()
+    with pytest.raises(CorruptObject):
+        repo.switch("two")
+    assert children
+    assert snapshot(repo.root) == {**FILES, "link": FILES["top.txt"]}
+    assert repo.status().clean and repo.head_branch() in ("main", "refs/heads/main")
