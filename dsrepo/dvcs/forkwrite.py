@@ -5,8 +5,7 @@ rename) beside ~13 us in the kernel, so one process keeps one core busy with Pyt
 ``cp -r`` spends only the kernel's part. From :data:`PARALLEL_MIN` files on, a batch is cut at a
 folder boundary, and a forked child writes the files after it (:data:`CHILD_SHARE` of the cost)
 while this process writes the others (:mod:`dsrepo.dvcs.statuswalk` walks ``status`` the same
-way).
-Files with a manifest and symlinks stay here.
+way). Files with a manifest and symlinks stay here.
 
 The child writes exactly as :func:`~dsrepo.dvcs.writebatch.write_entries` does (a temp file, the
 verified bytes, a rename), reads through its own connection to the location index (SQLite's
@@ -17,26 +16,23 @@ and message, and writing a file again is harmless. Whatever fails, every file ei
 in place is yielded before the error is raised, so the caller's record of what it changed (the
 rollback of a refused checkout) stays complete.
 
-Only where forking is safe: a process with no other thread (the child gets only the forking
-thread, and a lock another thread held would stay held), more than one CPU, ``os.fork``.
+The fork itself, and when it is safe: :mod:`dsrepo.dvcs.forking`.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-import msgpack
-
-from dsrepo.dvcs import writebatch
+from dsrepo.dvcs import forking, writebatch
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.paths import SafeWriter
+    from dsrepo.objects.locindex import LocationIndex
     from dsrepo.objects.store import ObjectStore
 
 PARALLEL_MIN = 2_000
@@ -64,16 +60,18 @@ def write_entries(
         yield from writebatch.write_entries(store, writer, items, allow_outside_links, stat=stat)
         return
     mine, theirs = parts
-    child = _Child(store, writer, theirs, allow_outside_links, stat)
+    child = forking.Child(
+        lambda: _write_reporting(store, writer, theirs, allow_outside_links, stat)
+    )
     try:
         yield from writebatch.write_entries(store, writer, mine, allow_outside_links, stat=stat)
     except GeneratorExit:  # the caller stopped listening
-        child.join()
+        child.result()
         raise
     except BaseException:  # what the child put in place is reported before the error
-        yield from _report(theirs, child.join())
+        yield from _report(theirs, _report_of(theirs, child.result()))
         raise
-    done = child.join()
+    done = _report_of(theirs, child.result())
     yield from _report(theirs, done)
     if len(done) < len(theirs):  # the child failed: its error, if any, surfaces here
         rest = theirs[len(done) :]
@@ -81,10 +79,9 @@ def write_entries(
 
 
 def _can_fork(store: ObjectStore) -> bool:
-    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
-        return False
-    store.writer.park()  # a clone's pack writer is idle by now
-    return threading.active_count() == 1
+    if threading.active_count() > 1:
+        store.writer.park()  # a clone's pack writer is idle by now
+    return forking.can_fork()
 
 
 def _cut(items: Sequence[Item]) -> tuple[list[Item], list[Item]] | None:
@@ -108,7 +105,16 @@ def _cut(items: Sequence[Item]) -> tuple[list[Item], list[Item]] | None:
     return [(p, e) for p, e in items if p not in moved], theirs
 
 
-def _report(items: Sequence[Item], done: list[list[int] | None]) -> Iterator[writebatch.Written]:
+Report = list[list[int] | None]
+"""For each file the child put in place, in order: its lstat fields (None without ``stat``)."""
+
+
+def _report_of(items: Sequence[Item], got: Any) -> Report:
+    """The child's report (none from a child that failed before it could send one)."""
+    return got if isinstance(got, list) and len(got) <= len(items) else []
+
+
+def _report(items: Sequence[Item], done: Report) -> Iterator[writebatch.Written]:
     for (p, e), st in zip(items, done, strict=False):
         yield p, e, None if st is None else os.stat_result(st[:10], _ns(st))
 
@@ -121,69 +127,28 @@ def _ns(st: list[int]) -> dict[str, int]:
     return {"st_atime_ns": st[10], "st_mtime_ns": st[11], "st_ctime_ns": st[12]}
 
 
-class _Child:
-    """A forked process writing ``items``; :meth:`join` waits for it and returns its report:
-    for each file it put in place, in order, its lstat fields (None without ``stat``)."""
-
-    def __init__(
-        self,
-        store: ObjectStore,
-        writer: SafeWriter,
-        items: Sequence[Item],
-        allow_outside_links: bool,
-        stat: bool,
-    ) -> None:
-        self.count = len(items)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            os.close(r)
-            gc.disable()  # it lives for one batch
-            _child(w, store, writer, items, allow_outside_links, stat)
-        os.close(w)
-        self.pid, self.fd = pid, r
-
-    def join(self) -> list[list[int] | None]:
-        raw = b""
-        try:
-            with os.fdopen(self.fd, "rb") as f:
-                raw = f.read()
-        except OSError:
-            pass
-        finally:
-            os.waitpid(self.pid, 0)
-        try:
-            done: Any = msgpack.unpackb(raw)
-        except Exception:  # a child killed while it reported: all of it is written again
-            return []
-        return done if isinstance(done, list) and len(done) <= self.count else []
+_inherited: list[LocationIndex] = []
+"""The location index a child inherited, kept referenced until it exits: closing its connection
+would touch the parent's locks."""
 
 
-def _child(
-    w: int,
+def _write_reporting(
     store: ObjectStore,
     writer: SafeWriter,
     items: Sequence[Item],
     allow_outside_links: bool,
     stat: bool,
-) -> NoReturn:  # pragma: no cover - the child's coverage is not collected
-    """Write ``items``, report what was put in place (even after a failure), exit."""
-    code = 1
-    done: list[list[int] | None] = []
-    inherited = store.index  # kept referenced: closing it would touch the parent's locks
+) -> Report:  # pragma: no cover - runs in the child, whose coverage is not collected
+    """The child's work: write ``items``; what was put in place, even after a failure (the
+    parent writes the rest, and raises the error)."""
+    done: Report = []
+    _inherited.append(store.index)
     try:
-        store.index = inherited.reopened()
+        store.index = store.index.reopened()
         for _p, _e, st in writebatch.write_entries(
             store, writer, items, allow_outside_links, stat=stat
         ):
             done.append(None if st is None else _fields(st))
-        code = 0
-    except BaseException:  # the parent writes the rest, and raises the error
+    except BaseException:
         pass
-    finally:
-        try:
-            data = memoryview(msgpack.packb(done))
-            while data:
-                data = data[os.write(w, data) :]
-        finally:
-            os._exit(code)
+    return done

@@ -21,12 +21,12 @@ import enum
 import errno
 import os
 import stat as statmod
-import threading
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsrepo.dvcs import forking
 from dsrepo.dvcs.ignore import IGNORE_FILE, DirectoryRules, IgnoreRules
 from dsrepo.dvcs.scan import ScanError, anchored, path_sort_key, scan
 from dsrepo.dvcs.stagingindex import StagingIndex
@@ -85,7 +85,7 @@ def walk(
         cache.start()
     w = _Walker(root, rules, index, untracked, sparse, cache)
     n = len(w.paths)
-    if not (parallel and n >= PARALLEL_MIN_ROWS and _can_fork()):
+    if not (parallel and n >= PARALLEL_MIN_ROWS and forking.can_fork()):
         w.visit("", 0, n, False, None)
         return w.out
     tasks: list[_Task] = []
@@ -108,48 +108,29 @@ def walk(
     return _fork_walk(w, mine, theirs)
 
 
-def _can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1 and (os.cpu_count() or 1) > 1
-
-
 def _fork_walk(w: _Walker, mine: list[_Task], theirs: list[_Task]) -> WalkResult:
     """Walk ``theirs`` in a forked child and ``mine`` here; if the child fails in any way, walk
     ``theirs`` here too (an error then surfaces from this process, with its message)."""
-    import msgpack
 
-    r, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        code = 1
-        try:
-            os.close(r)
-            child = w.fresh()
-            for t in theirs:
-                child.visit(*t, None)
-            out = child.out
-            cached = child.cache.export() if child.cache is not None else None
-            data = memoryview(msgpack.packb([out.suspects, out.deleted, out.untracked, cached]))
-            while data:
-                data = data[os.write(wfd, data) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wfd)
+    def work() -> list[object]:
+        child = w.fresh()
+        for t in theirs:
+            child.visit(*t, None)
+        out = child.out
+        cached = child.cache.export() if child.cache is not None else None
+        return [out.suspects, out.deleted, out.untracked, cached]
+
+    child = forking.Child(work)
     try:
         for t in mine:
             w.visit(*t, None)
     finally:
-        with os.fdopen(r, "rb") as f:
-            raw = f.read()
-        _, status = os.waitpid(pid, 0)
-    if status == 0:
-        try:
-            suspects, deleted, untracked, cached = msgpack.unpackb(raw)
-            if w.cache is not None:
-                w.cache.merge(cached)
-        except Exception:
-            status = -1
-    if status != 0:
+        got = child.result()
+    try:
+        suspects, deleted, untracked, cached = got
+        if w.cache is not None:
+            w.cache.merge(cached)
+    except Exception:  # the child failed (None), or its answer is not what it sends
         for t in theirs:
             w.visit(*t, None)
         return w.out

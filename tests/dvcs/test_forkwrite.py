@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dsrepo import Repository
-from dsrepo.dvcs import forkwrite, materialize, writebatch
+from dsrepo.dvcs import forking, forkwrite, materialize, writebatch
 from dsrepo.dvcs.paths import TEMP_PREFIX
 from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ObjectId, hash_data
@@ -32,13 +32,15 @@ def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     monkeypatch.setattr(forkwrite, "PARALLEL_MIN", 4)
     monkeypatch.setattr(forkwrite, "_can_fork", lambda store: True)  # pytest-xdist has threads
     sizes: list[int] = []
-    real = forkwrite._Child.__init__
+    real = forkwrite._cut
 
-    def spy(self: Any, store: Any, writer: Any, items: Any, *args: Any) -> None:
-        sizes.append(len(items))
-        real(self, store, writer, items, *args)
+    def spy(items: Any) -> Any:
+        parts = real(items)
+        if parts is not None:
+            sizes.append(len(parts[1]))
+        return parts
 
-    monkeypatch.setattr(forkwrite._Child, "__init__", spy)
+    monkeypatch.setattr(forkwrite, "_cut", spy)
     yield sizes
 
 
@@ -99,7 +101,7 @@ def test_a_refusal_in_either_part_removes_every_file_written(
 
 
 def _write_without_report(
-    w: int, store: Any, writer: Any, items: Any, allow: bool, stat: bool
+    store: Any, writer: Any, items: Any, allow: bool, stat: bool
 ) -> None:  # pragma: no cover - runs in the child
     for _ in writebatch.write_entries(store, writer, items, allow, stat=stat):
         pass
@@ -115,7 +117,7 @@ def test_a_child_that_dies_leaves_its_files_to_this_process(
     child: Any,
 ) -> None:
     _commit(repo, FILES)
-    monkeypatch.setattr(forkwrite, "_child", child)
+    monkeypatch.setattr(forkwrite, "_write_reporting", child)
     into = tmp_path / "into"
     result = repo.checkout("HEAD", into=into)
     assert children
@@ -158,7 +160,7 @@ def test_batches_below_the_threshold_stay_in_one_process(
     monkeypatch.setattr(forkwrite, "_can_fork", lambda store: True)
     monkeypatch.setattr(materialize, "BATCH", 3)  # under PARALLEL_MIN
     started: list[int] = []
-    monkeypatch.setattr(forkwrite, "_Child", lambda *a: started.append(1))
+    monkeypatch.setattr(forking, "Child", lambda *a: started.append(1))
     _commit(repo, FILES)
     repo.checkout("HEAD", into=tmp_path / "into")
     assert not started

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dsrepo import Repository
-from dsrepo.dvcs import statuswalk
+from dsrepo.dvcs import forking, statuswalk
 from dsrepo.dvcs.errors import RepositoryError
 from dsrepo.dvcs.statuswalk import Untracked, WalkResult, walk
 from tests.cli.conftest import Cli
@@ -360,7 +360,7 @@ def normalized(r: WalkResult) -> tuple[list[int], list[str], list[str]]:
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Forced forking at any size; records (folders here, folders in the child) per fork."""
     monkeypatch.setattr(statuswalk, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(statuswalk, "_can_fork", lambda: True)
+    monkeypatch.setattr(forking, "can_fork", lambda: True)
     calls: list[tuple[int, int]] = []
     real = statuswalk._fork_walk
 

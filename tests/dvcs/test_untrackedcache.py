@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsrepo import Repository
-from dsrepo.dvcs import statuswalk, untrackedcache
+from dsrepo.dvcs import forking, statuswalk, untrackedcache
 from dsrepo.dvcs.ignore import IgnoreRules
 from dsrepo.dvcs.statuswalk import Untracked, WalkResult, walk
 from dsrepo.dvcs.untrackedcache import Record, UntrackedCache, cache_path, decode, encode
@@ -362,7 +362,7 @@ def test_the_forked_walk_sends_its_records_back(
     repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(statuswalk, "PARALLEL_MIN_ROWS", 1)
-    monkeypatch.setattr(statuswalk, "_can_fork", lambda: True)
+    monkeypatch.setattr(forking, "can_fork", lambda: True)
     for k in range(12):
         for n in range(10 + k):
             write(repo.root, f"d{k:02}/s/{n}", f"{k} {n}")
