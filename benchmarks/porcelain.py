@@ -63,8 +63,8 @@ def section_porcelain(
     progress("B: cp -r baseline")
     cp = step("cp", "cp -r base cpcopy && sync", d)
     rep.memory.append(MemRow("M5", "B cp -r (baseline)", cp.peak_kib, None, data_bytes))
-    # cpcopy stays until the section ends: deleting its files now would slow the file creation
-    # of the steps below (common.SETTLE_SECONDS)
+    if not keep:
+        rmtree(d / "cpcopy")
 
     sel = sections & {"porcelain", "git"}
     ds_v1: Step | None = None

@@ -228,12 +228,13 @@ def _remotes_steps(
         return
 
     # D2: clone from the directory remote, beside cp -r of what a clone makes: the store (the
-    # remote's packs) and the files (issue 9's baseline); kept until the clone ran (a delete
-    # would slow the clone's file creation: common.SETTLE_SECONDS)
+    # remote's packs) and the files (issue 9's baseline)
     warm(remote, base)
     progress("D2: cp -r of the remote directory and of the data (baseline)")
     copies = f"cp -r {q(str(remote))} cp-remote && cp -r {q(str(base))} cp-data && sync"
     cp2 = step("cp-remote", copies, d)
+    rmtree(d / "cp-remote")
+    rmtree(d / "cp-data")
     progress("D2: dsrepo clone DIR CLONE")
     clone_dir = d / "clone-dir"
     c1, rc1 = cli("clone-dir", f"clone {q(str(remote))} {q(str(clone_dir))}", d)
@@ -272,8 +273,6 @@ def _remotes_steps(
             )
         )
     rmtree(clone_dir)
-    rmtree(d / "cp-remote")
-    rmtree(d / "cp-data")
     _get_rows(d, base, remote, env, step, rows)
 
     # D5-D8: push v1 to S3 and clone it back (moto on loopback)
