@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple, overload
+from typing import NamedTuple, TypeVar, overload
 
 from blake3 import blake3
 
@@ -35,6 +35,9 @@ _INDEX_ENTRY = struct.Struct("<32sQIIBBxx")  # id, payload offset, stored, raw, 
 PACK_HEADER_SIZE = _PACK_HEADER.size
 RECORD_HEADER_SIZE = _RECORD.size
 MAX_OBJECT_SIZE = 2**32 - 1
+
+Bytes = TypeVar("Bytes", bytes, memoryview)
+"""A pack's bytes, or a view of them (records are then sliced without copying)."""
 
 
 class PackClass(enum.IntEnum):
@@ -207,7 +210,9 @@ def _entry(fields: tuple[bytes, int, int, int, int, int]) -> IndexEntry:
     return IndexEntry(ObjectId(oid), offset, stored, raw, TYPE_BY_NUMBER[type_], flags)
 
 
-def check_pack_header(data: bytes, name: str, pack_class: PackClass | None = None) -> None:
+def check_pack_header(
+    data: bytes | memoryview, name: str, pack_class: PackClass | None = None
+) -> None:
     """The pack header: length, magic, version, and (if given) the class its index states."""
     if len(data) < PACK_HEADER_SIZE:
         raise CorruptObject(f"pack {name} is truncated")
@@ -224,7 +229,7 @@ def _damaged(name: str, start: int, why: str) -> CorruptObject:
     return CorruptObject(f"pack {name}: damaged record at offset {start}: {why}")
 
 
-def record_payload(data: bytes, name: str, entry: IndexEntry, base: int = 0) -> bytes:
+def record_payload(data: Bytes, name: str, entry: IndexEntry, base: int = 0) -> Bytes:
     """The payload of ``entry``'s record in ``data``, the pack's bytes from offset ``base`` on
     (the whole pack, or a window of it read to its end or to a record's), after checking that
     the record's header says what the index entry says (id, type, flags, zero field, lengths).
@@ -258,11 +263,11 @@ def unindexed_spans(data: bytes, entries: Iterable[IndexEntry]) -> list[tuple[in
 
 
 def iter_pack_records(
-    data: bytes,
+    data: Bytes,
     name: str,
     entries: Iterable[IndexEntry] | None = None,
     pack_class: PackClass | None = None,
-) -> Iterator[tuple[IndexEntry, bytes]]:
+) -> Iterator[tuple[IndexEntry, Bytes]]:
     """Walk a whole pack's records in pack order; the payloads are not hashed (the caller
     verifies each object).
 
@@ -294,19 +299,22 @@ def iter_pack_records(
 
 
 def _iter_indexed(
-    data: bytes, name: str, entries: list[IndexEntry]
-) -> Iterator[tuple[IndexEntry, bytes]]:
+    data: Bytes, name: str, entries: list[IndexEntry]
+) -> Iterator[tuple[IndexEntry, Bytes]]:
     by_offset = {e.offset: e for e in entries}
-    walked: set[ObjectId] = set()
+    walked: list[IndexEntry] = []  # distinct entries: each record starts past the one before
     pos = PACK_HEADER_SIZE
     while pos < len(data):
         e = by_offset.get(pos + RECORD_HEADER_SIZE)
         if e is None:
             raise _damaged(name, pos, "no entry of the pack's index describes a record here")
         yield e, record_payload(data, name, e)
-        walked.add(e.id)
+        walked.append(e)
         pos = e.offset + e.stored_size
-    lost = sorted((e for e in entries if e.id not in walked), key=lambda e: e.offset)
+    if len(walked) == len(entries):
+        return
+    ids = {e.id for e in walked}
+    lost = sorted((e for e in entries if e.id not in ids), key=lambda e: e.offset)
     if lost:
         raise _damaged(
             name,

@@ -626,3 +626,30 @@ def test_two_processes_creating_the_location_cache_at_once_both_open_it(tmp_path
         assert LocationIndex(path).pack_names() == {"ab" * 32}  # written to the shared file
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("stored_as_is", [True, False], ids=["as-is", "zstd"])
+def test_a_damaged_payload_in_a_pack_taken_whole_is_refused(
+    fx: Fixture, stored_as_is: bool
+) -> None:
+    """A pack copied whole (fetch, clone, push) is verified object by object: a chunk stored as
+    is takes a shorter path there (one hash call), which must refuse a flipped byte just as
+    the general one does, naming the pack and the record."""
+    name = next(n for n in fx.pack_names() if n != fx.meta_pack()[0])
+    path = fx.root / layout.pack_key(name)
+    _, entries = decode_index((fx.root / layout.index_key(name)).read_bytes(), name)
+    victim = next(e for e in entries if (e.flags == 0) == stored_as_is)
+    data = bytearray(path.read_bytes())
+    data[victim.offset + victim.stored_size - 1] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    store = fx.open()
+    pack_class, entries, packed = store.read_pack(name)
+    with pytest.raises(CorruptObject) as exc:
+        store.verify_pack(name, pack_class, entries, packed, "remote")
+    start = victim.offset - RECORD_HEADER_SIZE
+    assert f"{victim.id.hex()} in remote at offset {start}" in str(exc.value)
+    dst = ObjectStore(MemoryBackend(), LocationIndex(), FMT)
+    with pytest.raises(CorruptObject, match=f"offset {start}"):
+        copy_objects(store, dst, [e.id for e in entries])  # the whole pack is wanted: adopted
+    assert dst.missing(e.id for e in entries) == {e.id for e in entries}
