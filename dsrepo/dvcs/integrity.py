@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from dsrepo.gcpause import pausing
 from dsrepo.objects.errors import ObjectError, ObjectNotFound
 from dsrepo.objects.ids import IdArray, ObjectId
 from dsrepo.objects.kinds import EntryKind
@@ -169,6 +170,7 @@ class Closure:
             return
         self._roots.append((oid, where, t))
 
+    @pausing
     def run(self) -> Closure:
         """Walk everything the roots added so far lead to."""
         commits: list[tuple[ObjectId, str]] = []
@@ -366,6 +368,7 @@ class Closure:
         self._manifests[mid] = ok
         return ok
 
+    @pausing
     def check_chunks(self) -> list[str]:
         """Check the chunks named so far (by file entries, by manifests): each must be a chunk of
         the size its referrer says. An absent one is promised (``promised``) when

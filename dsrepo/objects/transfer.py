@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from dsrepo.gcpause import pausing
 from dsrepo.objects import indexsync, layout
 from dsrepo.objects.errors import CorruptObject, ObjectNotFound
 from dsrepo.objects.ids import ID_BYTES, ObjectId
@@ -116,6 +117,18 @@ class _PackTally:
         self.types.append(loc.type)
         self.flags.append(loc.flags)
 
+    def subset(self, which: list[int]) -> _PackTally:
+        """A tally of the objects at indexes ``which``."""
+        out = _PackTally()
+        ids = bytes(self.ids)
+        out.ids = bytearray(b"".join(ids[i * ID_BYTES : (i + 1) * ID_BYTES] for i in which))
+        out.offsets = array("Q", (self.offsets[i] for i in which))
+        out.stored = array("I", (self.stored[i] for i in which))
+        out.raw = array("I", (self.raw[i] for i in which))
+        out.types = bytearray(self.types[i] for i in which)
+        out.flags = bytearray(self.flags[i] for i in which)
+        return out
+
     def distinct(self) -> list[int]:
         """The index of each object, the first time it was recorded (an object counted twice,
         at one offset, is one)."""
@@ -176,12 +189,19 @@ class Located:
             yield from (ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in distinct)
 
     def lacking(self, dst: ObjectStore) -> Located:
-        """The objects ``dst`` does not hold (one batched query per pack)."""
+        """The objects ``dst`` does not hold (one batched query per pack). A pack's tally is
+        kept as it is when ``dst`` lacks all of it (a first push: no location is built)."""
         out = Located()
         for pack, got, distinct in self.packs():
-            members = got.members(pack, distinct)
-            missing = dst.missing(oid for oid, _ in members)
-            out.add((oid, loc) for oid, loc in members if oid in missing)
+            ids = bytes(got.ids)
+            oids = [ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in distinct]
+            missing = dst.missing(oids)
+            if len(missing) == len(oids) == len(got.offsets):
+                out._packs[pack] = got
+            elif missing:
+                out._packs[pack] = got.subset(
+                    [i for i, oid in zip(distinct, oids, strict=True) if oid in missing]
+                )
         return out
 
 
@@ -425,6 +445,7 @@ def exclude_packs(store: ObjectStore, names: Collection[str]) -> None:
         index.add_pack(name, pack_class, entries)
 
 
+@pausing
 def copy_objects(
     src: ObjectStore,
     dst: ObjectStore,
