@@ -111,6 +111,37 @@ def _memory(schema: bool = True) -> sqlite3.Connection:
     return db
 
 
+class _QueuedPack:
+    """A pack waiting for :meth:`LocationIndex.add_pack`'s next transaction."""
+
+    __slots__ = ("done", "error", "name", "pack_class", "rows")
+
+    def __init__(
+        self,
+        name: str,
+        pack_class: PackClass,
+        rows: Sequence[tuple[bytes, int, int, int, int, int]],
+    ) -> None:
+        self.name, self.pack_class, self.rows = name, pack_class, rows
+        self.done = False
+        self.error: BaseException | None = None
+
+
+def _record_packs(db: sqlite3.Connection, packs: list[_QueuedPack]) -> None:
+    for pack in packs:
+        if db.execute("SELECT 1 FROM packs WHERE name=?", (pack.name,)).fetchone():
+            continue
+        rows = pack.rows
+        no = db.execute(
+            "INSERT INTO packs (name, class, count, bytes) VALUES (?, ?, ?, ?)",
+            (pack.name, int(pack.pack_class), len(rows), sum(r[2] for r in rows)),
+        ).lastrowid
+        db.executemany(
+            "INSERT OR IGNORE INTO objects VALUES (?,?,?,?,?,?,?)",
+            ((r[0], no, *r[1:]) for r in rows),
+        )
+
+
 class LocationIndex:
     """SQLite-backed id → Location map. ``path=None`` keeps it in memory."""
 
@@ -123,6 +154,9 @@ class LocationIndex:
         """Why the database file cannot be written (then it is read-only or in memory)."""
         self._read_only = False
         self._db = self._open()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_QueuedPack] = []
+        """Packs waiting to be recorded (:meth:`add_pack`)."""
 
     def reopened(self) -> LocationIndex:
         """This index for a forked child: a new connection to the same file (SQLite's locks
@@ -300,22 +334,32 @@ class LocationIndex:
         return self._read(lambda db: {r[0] for r in db.execute("SELECT name FROM packs")})
 
     def add_pack(self, name: str, pack_class: PackClass, entries: Iterable[IndexEntry]) -> None:
-        """Record a pack and its objects (idempotent). An object already known keeps its place."""
+        """Record a pack and its objects (idempotent). An object already known keeps its place.
+
+        Packs recorded by several threads at once share a transaction (group commit): the
+        thread that gets the database records every pack queued meanwhile, and each caller
+        returns once its own pack is committed (or raises what that transaction raised). One
+        transaction per pack rewrote most of the B-tree's pages each time: a push of a million
+        objects in 100 packs wrote ~50 MB of pages per pack."""
         rows = [(e.id, e.offset, e.stored_size, e.raw_size, int(e.type), e.flags) for e in entries]
-
-        def add(db: sqlite3.Connection) -> None:
-            if db.execute("SELECT 1 FROM packs WHERE name=?", (name,)).fetchone():
-                return
-            no = db.execute(
-                "INSERT INTO packs (name, class, count, bytes) VALUES (?, ?, ?, ?)",
-                (name, int(pack_class), len(rows), sum(r[2] for r in rows)),
-            ).lastrowid
-            db.executemany(
-                "INSERT OR IGNORE INTO objects VALUES (?,?,?,?,?,?,?)",
-                ((r[0], no, *r[1:]) for r in rows),
-            )
-
-        self._write(add)
+        mine = _QueuedPack(name, pack_class, rows)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._lock:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    self._write(lambda db: _record_packs(db, batch))
+                except BaseException as exc:
+                    for queued in batch:
+                        queued.error = exc
+                    raise
+                finally:
+                    for queued in batch:
+                        queued.done = True
+        if mine.error is not None:
+            raise mine.error
 
     def remove_packs(self, names: Iterable[str]) -> None:
         """Forget packs, in one pass over the objects (a pass is ~0.4 s at a million objects:

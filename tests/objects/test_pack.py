@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsrepo.objects import layout
+from dsrepo.objects import layout, locindex
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import CorruptObject, FormatError
 from dsrepo.objects.ids import ObjectId, hash_data
-from dsrepo.objects.locindex import LocationIndex
+from dsrepo.objects.locindex import Location, LocationIndex
 from dsrepo.objects.model import ObjectType
 from dsrepo.objects.pack import (
     FLAG_ZSTD,
@@ -304,6 +308,63 @@ def test_location_index_mirrors_pack_indexes() -> None:
         )
     li.remove_packs([name])
     assert li.pack_names() == set() and li.lookup(entries[0].id) is None
+
+
+def _packs_of(count: int) -> list[tuple[str, PackClass, list[IndexEntry]]]:
+    out = []
+    for i in range(count):
+        name, _, index, _ = build([f"pack {i} chunk {j}".encode() for j in range(3)]).finish()
+        out.append((name, *decode_index(index, name)))
+    return out
+
+
+def test_packs_recorded_by_many_threads_at_once_are_all_there(tmp_path: Path) -> None:
+    """Packs queued while another thread records share its next transaction (group commit):
+    every caller returns once its own pack is in, and none is lost or recorded twice."""
+    li = LocationIndex(tmp_path / "objects.sqlite")
+    packs = _packs_of(24)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: li.add_pack(*p), packs))
+    assert li.pack_names() == {name for name, _, _ in packs} and li.count() == 72
+    for name, _, entries in packs:
+        assert all(li.lookup(e.id) == _location(name, e) for e in entries)
+    reopened = LocationIndex(tmp_path / "objects.sqlite")
+    assert reopened.count() == 72
+
+
+def test_every_caller_whose_pack_was_in_a_failed_transaction_gets_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    li = LocationIndex()
+    packs = _packs_of(3)
+    errors: list[BaseException] = []
+
+    def add(pack: tuple[str, PackClass, list[IndexEntry]]) -> None:
+        try:
+            li.add_pack(*pack)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    def refuse(db: object, batch: list[object]) -> None:
+        raise RuntimeError(f"refused {len(batch)} packs")
+
+    monkeypatch.setattr(locindex, "_record_packs", refuse)
+    with li._lock:  # another thread is recording: the three queue up behind it
+        threads = [threading.Thread(target=add, args=(p,)) for p in packs]
+        for t in threads:
+            t.start()
+        while len(li._queue) < 3:
+            time.sleep(0.01)
+    for t in threads:
+        t.join(10)
+    assert [str(e) for e in errors] == ["refused 3 packs"] * 3  # one transaction for all three
+    monkeypatch.undo()
+    li.add_pack(*packs[0])  # nothing half-recorded, and the index still works
+    assert li.pack_names() == {packs[0][0]} and li.count() == 3
+
+
+def _location(name: str, e: IndexEntry) -> Location:
+    return Location(name, e.offset, e.stored_size, e.raw_size, e.type, e.flags)
 
 
 def _store_with(packs: list[list[bytes]]) -> tuple[MemoryBackend, list[str]]:
