@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from dsrepo.dvcs.lock import holds_gc_lock, holds_index_lock
+from dsrepo.gcpause import pausing
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.fetch import FetchResult
@@ -71,6 +72,7 @@ class RemoteVerbs:
 
         set_url(self._repo(), name, url)
 
+    @pausing
     def push(
         self,
         remote: str | None = None,
@@ -101,6 +103,7 @@ class RemoteVerbs:
             delete=delete,
         )
 
+    @pausing
     def gc_remote(
         self,
         remote: str,
@@ -129,6 +132,7 @@ class RemoteVerbs:
             else lease_seconds,
         )
 
+    @pausing
     def fsck_remote(
         self, remote: str, *, read_data: bool = False, progress: Progress | None = None
     ) -> FsckReport:
@@ -139,6 +143,7 @@ class RemoteVerbs:
         return fsck_remote(self._repo(), remote, read_data=read_data, progress=progress)
 
     @holds_gc_lock
+    @pausing
     def fetch(
         self,
         remote: str | None = None,
@@ -152,6 +157,7 @@ class RemoteVerbs:
         return fetch(self._repo(), remote, prune=prune, jobs=jobs, progress=progress)
 
     @holds_index_lock
+    @pausing
     def pull(
         self,
         remote: str | None = None,

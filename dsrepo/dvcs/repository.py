@@ -19,10 +19,12 @@ from dsrepo.dvcs import identity
 from dsrepo.dvcs.bare import BareRepository
 from dsrepo.dvcs.config import Config
 from dsrepo.dvcs.errors import AlreadyARepository, NotARepository, RepositoryError, path_errors
+from dsrepo.dvcs.history_verbs import HistoryVerbs
 from dsrepo.dvcs.lock import DEFAULT_TIMEOUT, gc_lock, holds_gc_lock, holds_index_lock, index_lock
 from dsrepo.dvcs.refs import HEAD, RefStore
 from dsrepo.dvcs.remote_verbs import RemoteVerbs
 from dsrepo.dvcs.workflow_verbs import WorkflowVerbs
+from dsrepo.gcpause import pausing
 from dsrepo.objects.chunking import ChunkerParams, RepoFormat
 from dsrepo.objects.errors import FormatError
 from dsrepo.objects.ids import ObjectId
@@ -37,12 +39,10 @@ if TYPE_CHECKING:
     from dsrepo.dvcs.fsck import FsckReport
     from dsrepo.dvcs.gc import GcReport
     from dsrepo.dvcs.getcache import GetResult
-    from dsrepo.dvcs.history import DiffResult, FileInfo, LogEntry
     from dsrepo.dvcs.merge import Strategy
     from dsrepo.dvcs.merging import MergeOutcome
     from dsrepo.dvcs.reflog import ExpireResult
     from dsrepo.dvcs.refs import ReflogEntry
-    from dsrepo.dvcs.revisions import Resolved
     from dsrepo.dvcs.usercache import PruneReport
     from dsrepo.dvcs.worktree import AddResult, Status, Worktree
     from dsrepo.objects.packcheck import ObjectCounts
@@ -58,7 +58,7 @@ def _patterns(only: Sequence[str] | str | None) -> list[str] | None:
     return [only] if isinstance(only, str) else list(only) if only else None
 
 
-class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
+class Repository(BareRepository, HistoryVerbs, RemoteVerbs, WorkflowVerbs):
     """A dataset repository. Create with :meth:`init` or :meth:`clone`, open with :meth:`open`."""
 
     lock_timeout = DEFAULT_TIMEOUT
@@ -117,6 +117,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         raise NotARepository(f"not a dsrepo repository (or any parent up to /): {start}")
 
     @classmethod
+    @pausing
     def clone(
         cls,
         url: str,
@@ -144,6 +145,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         )
 
     @classmethod
+    @pausing
     def get(
         cls,
         url: str,
@@ -243,6 +245,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         return wt
 
     @holds_index_lock
+    @pausing
     def add(
         self,
         *paths: str,
@@ -256,6 +259,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         return self.worktree.add(paths or (".",), cwd or self.root, force=force, progress=progress)
 
     @holds_index_lock
+    @pausing
     def rm(
         self, *paths: str, cached: bool = False, force: bool = False, cwd: Path | None = None
     ) -> list[str]:
@@ -268,6 +272,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     ) -> list[tuple[str, str]]:
         return self.worktree.mv(src, dst, cwd or self.root, force=force)
 
+    @pausing
     def status(self, *, untracked: str = "normal") -> Status:
         """Staged, unstaged and untracked changes; ``untracked``: "normal" (an untracked
         folder is one ``dir/`` entry), "all" (every file) or "no" (none), as git's ``-u``."""
@@ -282,6 +287,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         return self.worktree.status(mode)
 
     @holds_index_lock
+    @pausing
     def restore(
         self,
         *paths: str,
@@ -298,6 +304,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     # ------------------------------------------------------------ versions, tags, branches
 
     @holds_index_lock
+    @pausing
     def commit(
         self,
         message: str,
@@ -357,6 +364,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     # ------------------------------------------------------------ materializing versions
 
     @holds_index_lock
+    @pausing
     def switch(
         self,
         branch: str,
@@ -369,6 +377,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
 
         return switch(self, self.worktree, branch, create=create, start=start, force=force)
 
+    @pausing
     def checkout(
         self,
         rev: str,
@@ -414,6 +423,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
     # ------------------------------------------------------------ merging
 
     @holds_index_lock
+    @pausing
     def merge(
         self,
         *revs: str,
@@ -444,82 +454,6 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
         from dsrepo.dvcs import merging
 
         merging.abort(self, self.worktree)
-
-    # ------------------------------------------------------------ reading history
-
-    def resolve(self, rev: str) -> Resolved:
-        """What a revision names (``HEAD~2``, ``v1:images/a.png``, an id prefix...)."""
-        from dsrepo.dvcs.revisions import resolve
-
-        return resolve(self, rev)
-
-    def log(
-        self,
-        rev: str | Sequence[str] = "HEAD",
-        max_count: int | None = None,
-        paths: Sequence[str] = (),
-        cwd: Path | None = None,
-    ) -> list[LogEntry]:
-        """Commits of ``rev``, newest first; with ``paths`` (relative to ``cwd``, default the
-        root; globs as ``add``), only those changing them."""
-        from dsrepo.dvcs.history import log
-
-        revs = [rev] if isinstance(rev, str) else list(rev)
-        return log(self, revs, max_count=max_count, paths=paths, cwd=cwd)
-
-    def diff(
-        self,
-        a: str | None = None,
-        b: str | None = None,
-        paths: Sequence[str] = (),
-        *,
-        cached: bool = False,
-        cwd: Path | None = None,
-    ) -> DiffResult:
-        """Compare two versions; with one, it against the working copy (``cached``: the staging
-        area); with none, the staging area against the working copy (``paths``: from ``cwd``)."""
-        from dsrepo.dvcs.history import diff
-
-        return diff(self, self.worktree, a, b, paths, cached=cached, cwd=cwd)
-
-    def changes(self, commit: ObjectId) -> DiffResult:
-        """What ``commit`` changed against its first parent."""
-        from dsrepo.dvcs.history import classify, diff_trees
-
-        c = self.store.get_commit(commit)
-        parent_tree = self.store.get_commit(c.parents[0]).tree if c.parents else None
-        return classify(diff_trees(self, parent_tree, c.tree))
-
-    def decorations(self) -> dict[ObjectId, list[str]]:
-        """Ref names by the commit they point to, as ``log`` shows them."""
-        from dsrepo.dvcs.history import decorations
-
-        return decorations(self)
-
-    def ls(
-        self, rev: str | None = "HEAD", pattern: str | None = None, cwd: Path | None = None
-    ) -> list[FileInfo]:
-        """Files of ``rev`` (None: the staging area), optionally under a path or matching a glob
-        (relative to ``cwd``, default: the root)."""
-        from dsrepo.dvcs.history import ls_files
-
-        return list(ls_files(self, rev, pattern, self.worktree, cwd=cwd))
-
-    def ls_paths(
-        self, rev: str | None = "HEAD", pattern: str | None = None, cwd: Path | None = None
-    ) -> Iterator[str]:
-        """The paths :meth:`ls` lists, streamed (the staging area's from its sorted columns)."""
-        from dsrepo.dvcs.history import ls_paths
-
-        return ls_paths(self, rev, pattern, self.worktree, cwd=cwd)
-
-    def ls_tree(
-        self, rev: str, path: str | None = None, recursive: bool = False
-    ) -> list[tuple[str, TreeEntry]]:
-        """Entries of the tree of ``rev`` (under ``path``) as (path, entry)."""
-        from dsrepo.dvcs.plumbing import ls_tree
-
-        return ls_tree(self, rev, path, recursive)
 
     # ------------------------------------------------------------ plumbing
 
@@ -557,6 +491,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
 
         return count_objects(self)
 
+    @pausing
     def fsck(self, progress: Progress | None = None) -> FsckReport:
         """Re-hash every object and check that everything referenced exists."""
         from dsrepo.dvcs.fsck import fsck
@@ -565,6 +500,7 @@ class Repository(BareRepository, RemoteVerbs, WorkflowVerbs):
 
     # ------------------------------------------------------------ maintenance
 
+    @pausing
     def gc(
         self,
         *,

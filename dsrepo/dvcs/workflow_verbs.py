@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dsrepo.dvcs.lock import holds_gc_lock, holds_index_lock
+from dsrepo.gcpause import pausing
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.commits import CommitInfo
@@ -37,6 +38,7 @@ class WorkflowVerbs:
         return cast("Repository", self)
 
     @holds_index_lock
+    @pausing
     def sync(
         self,
         directory: str | os.PathLike[str],
@@ -58,6 +60,7 @@ class WorkflowVerbs:
                 result.commit = repo.commit(message, metadata)
         return result
 
+    @pausing
     def verify(
         self,
         directory: str | os.PathLike[str],
@@ -140,6 +143,7 @@ class WorkflowVerbs:
     # ---- squash
 
     @holds_index_lock
+    @pausing
     def squash(
         self,
         revrange: str,

@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -111,35 +112,27 @@ def _memory(schema: bool = True) -> sqlite3.Connection:
     return db
 
 
+@dataclass(slots=True)
 class _QueuedPack:
     """A pack waiting for :meth:`LocationIndex.add_pack`'s next transaction."""
 
-    __slots__ = ("done", "error", "name", "pack_class", "rows")
-
-    def __init__(
-        self,
-        name: str,
-        pack_class: PackClass,
-        rows: Sequence[tuple[bytes, int, int, int, int, int]],
-    ) -> None:
-        self.name, self.pack_class, self.rows = name, pack_class, rows
-        self.done = False
-        self.error: BaseException | None = None
+    name: str
+    pack_class: PackClass
+    rows: Sequence[tuple[bytes, int, int, int, int, int]]
+    done: bool = False
+    error: BaseException | None = None
 
 
 def _record_packs(db: sqlite3.Connection, packs: list[_QueuedPack]) -> None:
     for pack in packs:
         if db.execute("SELECT 1 FROM packs WHERE name=?", (pack.name,)).fetchone():
             continue
-        rows = pack.rows
         no = db.execute(
             "INSERT INTO packs (name, class, count, bytes) VALUES (?, ?, ?, ?)",
-            (pack.name, int(pack.pack_class), len(rows), sum(r[2] for r in rows)),
+            (pack.name, int(pack.pack_class), len(pack.rows), sum(r[2] for r in pack.rows)),
         ).lastrowid
-        db.executemany(
-            "INSERT OR IGNORE INTO objects VALUES (?,?,?,?,?,?,?)",
-            ((r[0], no, *r[1:]) for r in rows),
-        )
+        rows = ((r[0], no, *r[1:]) for r in pack.rows)
+        db.executemany("INSERT OR IGNORE INTO objects VALUES (?,?,?,?,?,?,?)", rows)
 
 
 class LocationIndex:
@@ -155,8 +148,7 @@ class LocationIndex:
         self._read_only = False
         self._db = self._open()
         self._queue_lock = threading.Lock()
-        self._queue: list[_QueuedPack] = []
-        """Packs waiting to be recorded (:meth:`add_pack`)."""
+        self._queue: list[_QueuedPack] = []  # packs waiting to be recorded (add_pack)
 
     def reopened(self) -> LocationIndex:
         """This index for a forked child: a new connection to the same file (SQLite's locks
@@ -335,12 +327,9 @@ class LocationIndex:
 
     def add_pack(self, name: str, pack_class: PackClass, entries: Iterable[IndexEntry]) -> None:
         """Record a pack and its objects (idempotent). An object already known keeps its place.
-
-        Packs recorded by several threads at once share a transaction (group commit): the
-        thread that gets the database records every pack queued meanwhile, and each caller
-        returns once its own pack is committed (or raises what that transaction raised). One
-        transaction per pack rewrote most of the B-tree's pages each time: a push of a million
-        objects in 100 packs wrote ~50 MB of pages per pack."""
+        Packs queued by other threads meanwhile share the transaction (group commit: one per
+        pack rewrote most of the B-tree's pages each time); each caller returns once its own
+        pack is in, or raises that transaction's error."""
         rows = [(e.id, e.offset, e.stored_size, e.raw_size, int(e.type), e.flags) for e in entries]
         mine = _QueuedPack(name, pack_class, rows)
         with self._queue_lock:

@@ -9,6 +9,7 @@ import random
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blake3 import blake3
@@ -461,3 +462,27 @@ def test_a_damaged_merge_head_is_named_and_abort_still_works(
     repo.merge_abort()
     assert not (repo.dsdir / "MERGE_HEAD").exists()
     assert repo.status().clean
+
+
+def test_bulk_verbs_run_with_the_collector_paused_and_leave_it_running(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit of a million files builds millions of objects that reference counting frees;
+    cyclic collections in between only cost time (dsrepo.gcpause)."""
+    import gc
+
+    from dsrepo.dvcs import commits, treecache
+
+    seen: list[bool] = []
+    real = treecache.write_index_tree
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(commits, "write_index_tree", spy)
+    (repo.root / "a.txt").write_text("a")
+    gc.enable()
+    repo.add("a.txt")
+    repo.commit("first")
+    assert seen == [False] and gc.isenabled()
