@@ -117,11 +117,15 @@ class _PackTally:
         self.types.append(loc.type)
         self.flags.append(loc.flags)
 
+    def oids(self, which: list[int]) -> list[ObjectId]:
+        """The ids of the objects at indexes ``which``."""
+        ids = bytes(self.ids)
+        return [ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in which]
+
     def subset(self, which: list[int]) -> _PackTally:
         """A tally of the objects at indexes ``which``."""
         out = _PackTally()
-        ids = bytes(self.ids)
-        out.ids = bytearray(b"".join(ids[i * ID_BYTES : (i + 1) * ID_BYTES] for i in which))
+        out.ids = bytearray(b"".join(self.oids(which)))
         out.offsets = array("Q", (self.offsets[i] for i in which))
         out.stored = array("I", (self.stored[i] for i in which))
         out.raw = array("I", (self.raw[i] for i in which))
@@ -138,7 +142,7 @@ class _PackTally:
         return list(first.values())
 
     def members(self, pack: str, which: list[int]) -> _Members:
-        ids, types = bytes(self.ids), TYPE_BY_NUMBER
+        types = TYPE_BY_NUMBER
         offsets, stored, raw, kinds, flags = (
             self.offsets,
             self.stored,
@@ -147,11 +151,8 @@ class _PackTally:
             self.flags,
         )
         return [
-            (
-                ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]),
-                Location(pack, offsets[i], stored[i], raw[i], types[kinds[i]], flags[i]),
-            )
-            for i in which
+            (oid, Location(pack, offsets[i], stored[i], raw[i], types[kinds[i]], flags[i]))
+            for oid, i in zip(self.oids(which), which, strict=True)
         ]
 
 
@@ -185,16 +186,14 @@ class Located:
 
     def ids(self) -> Iterator[ObjectId]:
         for _, got, distinct in self.packs():
-            ids = bytes(got.ids)
-            yield from (ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in distinct)
+            yield from got.oids(distinct)
 
     def lacking(self, dst: ObjectStore) -> Located:
         """The objects ``dst`` does not hold (one batched query per pack). A pack's tally is
         kept as it is when ``dst`` lacks all of it (a first push: no location is built)."""
         out = Located()
         for pack, got, distinct in self.packs():
-            ids = bytes(got.ids)
-            oids = [ObjectId(ids[i * ID_BYTES : (i + 1) * ID_BYTES]) for i in distinct]
+            oids = got.oids(distinct)
             missing = dst.missing(oids)
             if len(missing) == len(oids) == len(got.offsets):
                 out._packs[pack] = got
