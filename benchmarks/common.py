@@ -163,28 +163,34 @@ and the next timed step waits out the rest. ``DSREPO_BENCH_SETTLE=0``: no wait (
 LARGE_DELETE = 1000
 _last_delete: list[float] = []
 _trash: list[Path] = []
+_keep_free: list[int] = [0]
 _trashed = itertools.count()
 
 
-def defer_deletes(trash: Path) -> None:
+def defer_deletes(trash: Path, keep_free: int = 0) -> None:
     """From now on :func:`rmtree` moves trees into ``trash`` (a rename frees no inode, so no
-    step waits) and :func:`empty_trash` deletes them once nothing is timed any more. For
-    ``make bench``, whose trees fit on the disk many times over; ``scale.py``'s million-file
-    trees do not, so it waits instead. A trash left by a killed run is deleted first."""
+    step waits) and :func:`empty_trash` deletes them once nothing is timed any more, as long
+    as the disk keeps ``keep_free`` bytes free; past that it deletes and the next step waits.
+    ``make bench``'s trees fit on the disk many times over; ``scale.py``'s million-file trees
+    fit a few times (its 61 s wait was not enough after deleting a million files: ``checkout
+    --into`` and ``cp -r`` ran 2x slower than on a quiet disk). A trash left by a killed run is
+    deleted first."""
     rmtree(trash)
     trash.mkdir(parents=True)
     _trash[:] = [trash]
+    _keep_free[:] = [keep_free]
 
 
 def empty_trash() -> None:
+    """Delete the trash; the next timed step (if any) waits as after any large delete."""
     if _trash:
-        shutil.rmtree(_trash.pop(), ignore_errors=True)
+        rmtree(_trash.pop())
 
 
 def rmtree(path: Path) -> None:
     """Remove a tree (into the trash, see :func:`defer_deletes`); after a large delete, sync and
     make the next timed step wait (:func:`settle`)."""
-    if _trash and os.path.lexists(path):
+    if _trash and os.path.lexists(path) and shutil.disk_usage(_trash[0]).free >= _keep_free[0]:
         with contextlib.suppress(OSError):  # else (another filesystem?) deleted now
             os.rename(path, _trash[0] / f"{next(_trashed)}-{path.name}")
             return

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import dsrepo_exe, git_commit, rmtree, settle
+from common import defer_deletes, dsrepo_exe, empty_trash, git_commit, rmtree, settle
 
 HERE = Path(__file__).resolve().parent
 
@@ -675,6 +675,10 @@ def main(argv: list[str]) -> int:
         progress(f"{label}: warming the page cache (reading tree-{n} once)")
         _warm(tree)
         bench = Bench(work, n, steps, a.timeout, a.keep)
+        # deleted trees go to a trash emptied after the run, while the disk keeps room for the
+        # largest step (a clone: data + store) several times over; past that, delete and wait
+        on_disk = max(meta["bytes"], meta["files"] * 4096)
+        defer_deletes(work / "trash", keep_free=4 * on_disk)
         t0 = time.perf_counter()
         crash = None
         try:
@@ -682,6 +686,9 @@ def main(argv: list[str]) -> int:
         except Exception:  # a bug of this script (not a failed command): report what was measured
             crash = traceback.format_exc()
             progress(f"{label}: the benchmark crashed:\n{crash}")
+        finally:
+            progress(f"{label}: emptying the trash (not timed)")
+            empty_trash()
         header["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         header["pressure_after"] = pressure()
         header["seconds"] = round(time.perf_counter() - t0, 1)
@@ -722,8 +729,8 @@ def main(argv: list[str]) -> int:
         if errors:
             print()
             print(f"{len(errors)} command(s) failed:")
-            for e in errors:
-                print(f"- {e}")
+            for err in errors:
+                print(f"- {err}")
         results = {
             "header": header,
             "rows": [
