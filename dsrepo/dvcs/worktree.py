@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsrepo.dvcs.errors import PathError, RepositoryError, WouldOverwrite, path_errors
+from dsrepo.dvcs.forkadd import ParallelAdd
 from dsrepo.dvcs.ignore import IgnoreRules
 from dsrepo.dvcs.lock import index_lock
 from dsrepo.dvcs.mergestate import merge_heads_in_progress
@@ -31,7 +32,7 @@ from dsrepo.dvcs.statuswalk import Untracked, walk
 from dsrepo.dvcs.treecache import staged_changes
 from dsrepo.dvcs.untrackedcache import CONFIG_KEY as UNTRACKED_CACHE_KEY
 from dsrepo.dvcs.untrackedcache import for_status as untracked_cache
-from dsrepo.objects.errors import FileReadError
+from dsrepo.objects.errors import FileChanged, FileReadError
 from dsrepo.objects.ids import ObjectId, hash_data
 from dsrepo.objects.kinds import EntryKind
 from dsrepo.objects.model import TreeEntry
@@ -245,6 +246,13 @@ class Worktree:
             if not pattern.hits and not any(pattern.match(p) for p in self.index.entries):
                 raise PathError(f"pathspec {pattern.text!r} did not match any files")
         store = self.repo.store
+
+        def stage(s: ScanEntry, old: IndexEntry | None, ref: FileRef) -> None:
+            self._record(s, old, ref, result, progress)
+
+        batches = ParallelAdd(
+            store, str(self.root), lambda s: self.hash_entry(s, write=True), stage, self._restore
+        )
         try:
             for s in _chain(
                 self.scan(prefixes, rules),
@@ -254,7 +262,11 @@ class Worktree:
                 if s.path in seen:
                     continue
                 seen.add(s.path)
-                self._stage(s, result, progress)
+                old = self.index.get(s.path)
+                if not self._unchanged(old, s):
+                    self._check_addable(s)
+                    batches.put(s, old)
+            batches.finish()
             gone = [p for pre in prefixes for p in self._paths_under(pre)]
             gone += [p for pt in patterns for p in self.index.paths() if pt.match(p)]
             for p in gone:
@@ -269,6 +281,7 @@ class Worktree:
                     result.removed.append(p)
             store.flush()
         except BaseException:
+            batches.close()
             store.abort()
             raise
         if self.index.dirty:
@@ -282,6 +295,11 @@ class Worktree:
         old = self.index.get(s.path)
         if self._unchanged(old, s):
             return
+        self._check_addable(s)
+        self._record(s, old, self.hash_entry(s, write=True), result, progress)
+
+    def _check_addable(self, s: ScanEntry) -> None:
+        """Raise PathError for a name no tree may hold, or a link checkout would refuse."""
         folder, _, name = s.path.rpartition("/")
         parts = [name] if folder in self._valid_folders else s.path.split("/")
         for part in parts:
@@ -294,7 +312,15 @@ class Worktree:
                 check_link_target(s.path, os.readlink(self.root / s.path))
             except UnsafePath as exc:
                 raise PathError(f"cannot add {s.path!r}: {exc}") from None
-        ref = self.hash_entry(s, write=True)
+
+    def _record(
+        self,
+        s: ScanEntry,
+        old: IndexEntry | None,
+        ref: FileRef,
+        result: AddResult,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
         result.bytes_hashed += ref.size
         if progress is not None:
             progress(result.bytes_hashed, 0)
@@ -304,6 +330,13 @@ class Worktree:
         elif old.version != new.version:
             result.updated.append(s.path)
         self.index.set(new)
+
+    def _restore(self, path: str, ref: FileRef) -> None:
+        """Store a file staged as ``ref`` again (:mod:`dsrepo.dvcs.forkadd`: the process that
+        stored it failed before its packs were durable)."""
+        s = _scan_one(self.root, path)
+        if s is None or s.kind == EntryKind.SYMLINK or self.hash_entry(s, write=True) != ref:
+            raise FileChanged(f"{path} changed while it was being added; try again")
 
     def stage_tracked(self) -> AddResult:
         """``commit -a``: stage every change to tracked files (modified, deleted), walking the

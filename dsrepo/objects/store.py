@@ -108,6 +108,13 @@ class ObjectStore:
         self._rebuilt: int | None = None
         """The cache generation the last heal / rebuild left (each runs once per generation)."""
 
+    def use_index(self, index: LocationIndex) -> LocationIndex:
+        """Locate and record objects through ``index`` from now on (a forked child's own
+        connection, :meth:`LocationIndex.reopened`); returns the index it replaces."""
+        old, self.index = self.index, index
+        self.writer.index = index
+        return old
+
     @property
     def _codec(self) -> ObjectCodec:
         """This thread's codec: a zstd context must not serve two threads at once (it returns
