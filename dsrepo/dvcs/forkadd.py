@@ -78,11 +78,11 @@ class ParallelAdd:
         root: str,
         store_one: Callable[[ScanEntry], FileRef],
         stage: Stage,
-        restore: Callable[[str, FileRef], None],
+        restore: Callable[[str], None],
     ) -> None:
         """``store_one(s)`` stores a file here; ``stage(s, old, ref)`` stages it;
-        ``restore(path, ref)`` stores a file the child answered for again, raising if the
-        content is no longer ``ref``."""
+        ``restore(path)`` stores a file the child answered for again, raising if its content
+        is no longer what was staged."""
         self._store, self._root = store, root
         self._store_one, self._stage, self._restore = store_one, stage, restore
         self._open = _Batch()
@@ -90,7 +90,7 @@ class ParallelAdd:
         self._undecided: list[_Batch] | None = []  # batches held until a fork is decided
         self._held = 0
         self._child: _Child | None = None
-        self._answered: list[tuple[str, FileRef]] = []  # what the child stored, until it flushed
+        self._answered: list[str] = []  # the files the child stored, until it flushed
 
     def put(self, s: ScanEntry, old: IndexEntry | None) -> None:
         b = self._open
@@ -109,8 +109,8 @@ class ParallelAdd:
             self._stage_head(wait=True)
         child, self._child = self._child, None
         if self._answered and (child is None or not child.flushed()):
-            for path, ref in self._answered:  # the child failed: nothing it stored is relied on
-                self._restore(path, ref)
+            for path in self._answered:  # the child failed: nothing it stored is relied on
+                self._restore(path)
         self._answered.clear()
 
     def close(self) -> None:
@@ -168,7 +168,7 @@ class ParallelAdd:
         for (s, old), ref in zip(b.files, b.refs, strict=True):
             self._stage(s, old, ref)
             if b.by_child:
-                self._answered.append((s.path, ref))
+                self._answered.append(s.path)
         return True
 
     def _answer(self, wait: bool) -> list[FileRef] | None:

@@ -331,11 +331,13 @@ class Worktree:
             result.updated.append(s.path)
         self.index.set(new)
 
-    def _restore(self, path: str, ref: FileRef) -> None:
-        """Store a file staged as ``ref`` again (:mod:`dsrepo.dvcs.forkadd`: the process that
-        stored it failed before its packs were durable)."""
+    def _restore(self, path: str) -> None:
+        """Store a staged file again (:mod:`dsrepo.dvcs.forkadd`: the process that stored it
+        failed before its packs were durable); FileChanged if it is no longer what is staged."""
+        e = self.index.get(path)
         s = _scan_one(self.root, path)
-        if s is None or s.kind == EntryKind.SYMLINK or self.hash_entry(s, write=True) != ref:
+        ref = None if s is None or s.kind == EntryKind.SYMLINK else self.hash_entry(s, write=True)
+        if e is None or ref is None or (ref.content_id, ref.manifest) != (e.content_id, e.manifest):
             raise FileChanged(f"{path} changed while it was being added; try again")
 
     def stage_tracked(self) -> AddResult:

@@ -137,9 +137,9 @@ def test_a_child_whose_packs_never_become_durable_is_not_relied_on(
     restored: list[str] = []
     real_restore = type(repo.worktree)._restore
 
-    def spy(self: Any, path: str, ref: FileRef) -> None:
+    def spy(self: Any, path: str) -> None:
         restored.append(path)
-        real_restore(self, path, ref)
+        real_restore(self, path)
 
     monkeypatch.setattr(type(repo.worktree), "_restore", spy)
     _write(repo.root, FILES)
