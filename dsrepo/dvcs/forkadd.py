@@ -76,15 +76,15 @@ class ParallelAdd:
         self,
         store: ObjectStore,
         root: str,
-        store_one: Callable[[ScanEntry], FileRef],
+        store_batch: Callable[[list[ScanEntry]], list[FileRef]],
         stage: Stage,
         restore: Callable[[str], None],
     ) -> None:
-        """``store_one(s)`` stores a file here; ``stage(s, old, ref)`` stages it;
+        """``store_batch(files)`` stores files here; ``stage(s, old, ref)`` stages it;
         ``restore(path)`` stores a file the child answered for again, raising if its content
         is no longer what was staged."""
         self._store, self._root = store, root
-        self._store_one, self._stage, self._restore = store_one, stage, restore
+        self._store_batch, self._stage, self._restore = store_batch, stage, restore
         self._open = _Batch()
         self._queue: deque[_Batch] = deque()  # stored or sent, not yet staged, in put order
         self._undecided: list[_Batch] | None = []  # batches held until a fork is decided
@@ -149,7 +149,7 @@ class ParallelAdd:
         ):
             b.by_child = True
         else:
-            b.refs = [self._store_one(s) for s, _ in b.files]
+            b.refs = self._store_batch([s for s, _ in b.files])
         self._queue.append(b)
         while self._queue:
             if not self._stage_head(wait=len(self._queue) > BEHIND):
@@ -183,7 +183,7 @@ class ParallelAdd:
             child.end()
         for b in self._queue:
             if b.refs is None:
-                b.refs = [self._store_one(s) for s, _ in b.files]
+                b.refs = self._store_batch([s for s, _ in b.files])
         return self._queue[0].refs
 
 
@@ -311,8 +311,5 @@ def _serve(
                 store.flush()
                 send(_FLUSHED)
                 os._exit(0)
-            refs = []
-            for p in paths:
-                ref = store.write_file(os.path.join(root, os.fsdecode(p)))
-                refs.append((bytes(ref.content_id), ref.size, ref.manifest and bytes(ref.manifest)))
-            send(refs)
+            refs = store.write_files([os.path.join(root, os.fsdecode(p)) for p in paths])
+            send([(bytes(r.content_id), r.size, r.manifest and bytes(r.manifest)) for r in refs])

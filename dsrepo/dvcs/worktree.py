@@ -160,6 +160,15 @@ class Worktree:
             return self.repo.store.write_file(path)
         return hash_file(path, self.repo.store.params.small_file_threshold)
 
+    def _store_batch(self, batch: list[ScanEntry]) -> list[FileRef]:
+        """``hash_entry(s, write=True)`` of each, with one index query for the files' chunks."""
+        files = [s for s in batch if s.kind != EntryKind.SYMLINK]
+        stored = iter(self.repo.store.write_files([os.path.join(self.root, s.path) for s in files]))
+        return [
+            self.hash_entry(s, write=True) if s.kind == EntryKind.SYMLINK else next(stored)
+            for s in batch
+        ]
+
     def _index_entry(self, s: ScanEntry, ref: FileRef) -> IndexEntry:
         return IndexEntry(
             s.path,
@@ -250,9 +259,7 @@ class Worktree:
         def stage(s: ScanEntry, old: IndexEntry | None, ref: FileRef) -> None:
             self._record(s, old, ref, result, progress)
 
-        batches = ParallelAdd(
-            store, str(self.root), lambda s: self.hash_entry(s, write=True), stage, self._restore
-        )
+        batches = ParallelAdd(store, str(self.root), self._store_batch, stage, self._restore)
         try:
             for s in _chain(
                 self.scan(prefixes, rules),

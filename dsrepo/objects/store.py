@@ -15,29 +15,22 @@ that fails verification, first re-derives the cache from the pack indexes
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
-from blake3 import blake3
-
 from dsrepo.objects import batchread, indexsync, layout
-from dsrepo.objects.chunking import RepoFormat, cut_blocks
+from dsrepo.objects.chunking import RepoFormat
 from dsrepo.objects.codec import ObjectCodec
 from dsrepo.objects.errors import (
     AmbiguousId,
     CorruptObject,
-    FileChanged,
-    FileReadError,
     FormatError,
     ObjectError,
     ObjectNotFound,
     storage_refusals,
 )
+from dsrepo.objects.filewrite import FileRef, FileWriting
 from dsrepo.objects.ids import ObjectId, hash_data, validate_prefix
 from dsrepo.objects.locindex import Location, LocationIndex
 from dsrepo.objects.model import (
@@ -67,22 +60,11 @@ from dsrepo.remotes.errors import KeyNotFound
 
 __all__ = ["DEFAULT_PACK_TARGET", "FileRef", "ObjectStore", "WriteStats"]
 
-_RESAMPLE_EVERY = 64
-"""A large file's chunks are compressed (or not) like its last sampled chunk; resampled this often."""
 
 T = TypeVar("T", Manifest, Tree, Commit, Tag)
 
 
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    """How a stored file is found again: its content id, size, and manifest (if chunked)."""
-
-    content_id: ObjectId
-    size: int
-    manifest: ObjectId | None = None
-
-
-class ObjectStore:
+class ObjectStore(FileWriting):
     """Objects in packs over ``backend``, located through ``index``."""
 
     def __init__(
@@ -297,87 +279,6 @@ class ObjectStore:
         for shard in shards:
             self.put(shard)
         return self.put(root)
-
-    def write_bytes(self, data: bytes) -> FileRef:
-        """Store in-memory content as a file would be stored (chunked when large)."""
-        if len(data) <= self.params.small_file_threshold:
-            return FileRef(self.put_chunk(data), len(data))
-        return self._write_chunked(io.BytesIO(data), "<bytes>", None)
-
-    def write_file(self, path: str) -> FileRef:
-        """Store a file's content. Raises FileReadError, or FileChanged if it changed meanwhile
-        (objects written for the torn read are harmless orphans: they are named by what was read)."""
-        try:
-            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise FileReadError(f"cannot read {path}: {exc.strerror or exc}") from None
-        with f:
-            try:
-                before = os.fstat(f.fileno())
-                if before.st_size <= self.params.small_file_threshold:
-                    data = f.readall()
-                    self._check_unchanged(path, f, before, len(data))
-                    return FileRef(self.put_chunk(data), len(data))
-                return self._write_chunked(f, path, before)
-            except OSError as exc:
-                raise FileReadError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-    @staticmethod
-    def _check_unchanged(path: str, f: io.IOBase, before: os.stat_result, nread: int) -> None:
-        after = os.fstat(f.fileno())
-        if (
-            nread != before.st_size
-            or after.st_size != before.st_size
-            or after.st_mtime_ns != before.st_mtime_ns
-            or after.st_ctime_ns != before.st_ctime_ns
-        ):
-            raise FileChanged(f"{path} changed while it was being read; try again")
-
-    def _write_chunked(
-        self, f: io.RawIOBase | io.BufferedIOBase, path: str, before: os.stat_result | None
-    ) -> FileRef:
-        """Cut with FastCDC and store the chunks; hashing runs on a second thread, one batch behind
-        the cutter (pyfastcdc and BLAKE3 release the GIL)."""
-        whole = blake3()
-        chunks: list[tuple[ObjectId, int]] = []
-        total = 0
-
-        def hash_batch(batch: list[memoryview]) -> list[ObjectId]:
-            ids = []
-            for b in batch:
-                whole.update(b)
-                ids.append(ObjectId(blake3(b).digest()))
-            return ids
-
-        compressible: bool | None = None  # decided on the file's first new chunk, re-checked
-
-        def store_batch(batch: list[memoryview], ids: list[ObjectId]) -> None:
-            nonlocal compressible
-            new = self.missing(ids)
-            for b, oid in zip(batch, ids, strict=True):
-                chunks.append((oid, len(b)))
-                if oid in new:
-                    new.discard(oid)
-                    if compressible is None or len(chunks) % _RESAMPLE_EVERY == 0:
-                        stored = self._append(ObjectType.CHUNK, oid, b, compress=None)
-                        compressible = stored < len(b)
-                    else:
-                        self._append(ObjectType.CHUNK, oid, b, compress=compressible)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsrepo-hash") as pool:
-            in_flight: tuple[list[memoryview], Future[list[ObjectId]]] | None = None
-            for batch in cut_blocks(f, self.params.cutter()):
-                total += sum(len(b) for b in batch)
-                fut = pool.submit(hash_batch, batch)
-                if in_flight is not None:
-                    store_batch(in_flight[0], in_flight[1].result())
-                in_flight = (batch, fut)
-            if in_flight is not None:
-                store_batch(in_flight[0], in_flight[1].result())
-        if before is not None:
-            self._check_unchanged(path, f, before, total)
-        manifest = Manifest(ObjectId(whole.digest()), total, tuple(chunks))
-        return FileRef(manifest.content_id, total, self.put(manifest))
 
     def flush(self) -> list[str]:
         """Make every buffered object durable: seal the open packs, then wait until every pack

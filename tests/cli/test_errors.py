@@ -12,7 +12,7 @@ import pytest
 
 from dsrepo import Repository
 from dsrepo.cli import main as cli_main
-from dsrepo.objects import store as store_mod
+from dsrepo.objects import filewrite
 from dsrepo.objects.ids import hash_data
 from tests.cli.conftest import Cli, Dsrepo, Run, assert_one_error_line, snapshot, write
 
@@ -155,7 +155,7 @@ def test_unreadable_file_exit_10(repo2: Path, cli: Cli, monkeypatch: pytest.Monk
     index_before = (repo2 / ".dsrepo" / "index").read_bytes()
     before = state(cli, repo2)
     with monkeypatch.context() as m:
-        m.setattr(store_mod, "open", deny, raising=False)
+        m.setattr(filewrite, "open", deny, raising=False)
         r = cli.fail(10, "add", ".")
     assert_one_error_line(r)
     assert "a.txt" in r.err and "Permission denied" in r.err
