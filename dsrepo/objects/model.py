@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -88,35 +88,24 @@ class TreeEntry:
     manifest: ObjectId | None = None
 
 
-def _tree_entry_factory() -> Callable[[str, EntryKind, int, ObjectId, ObjectId | None], TreeEntry]:
-    """A TreeEntry constructor about three times as fast as the frozen dataclass ``__init__``
-    (0.4 against 1.1 us: a million-entry walk or checkout builds a million of them).
-
-    A frozen dataclass sets each field through ``object.__setattr__``; the slot descriptors'
-    ``__set__`` does the same store directly (frozenness is only enforced by the class's
-    ``__setattr__``); the result is identical (:func:`dsrepo.dvcs.scan` does the same)."""
-    new = object.__new__
-    slot = TreeEntry.__dict__
-    set_name, set_kind, set_size, set_id, set_manifest = (
-        slot[f].__set__ for f in ("name", "kind", "size", "id", "manifest")
-    )
-
-    def make(
-        name: str, kind: EntryKind, size: int, oid: ObjectId, manifest: ObjectId | None
-    ) -> TreeEntry:
-        e: TreeEntry = new(TreeEntry)
-        set_name(e, name)
-        set_kind(e, kind)
-        set_size(e, size)
-        set_id(e, oid)
-        set_manifest(e, manifest)
-        return e
-
-    return make
+_set_name, _set_kind, _set_size, _set_id, _set_manifest = (
+    TreeEntry.__dict__[f].__set__ for f in ("name", "kind", "size", "id", "manifest")
+)
 
 
-new_tree_entry = _tree_entry_factory()
-"""``TreeEntry(name, kind, size, id, manifest)``, faster, for hot loops (every argument given)."""
+def new_tree_entry(
+    name: str, kind: EntryKind, size: int, oid: ObjectId, manifest: ObjectId | None
+) -> TreeEntry:
+    """``TreeEntry(...)`` three times as fast (0.4 against 1.1 us: a walk of a million entries
+    builds a million): the dataclass ``__init__`` sets each field through
+    ``object.__setattr__``, the slots' ``__set__`` stores directly; the result is identical."""
+    e: TreeEntry = object.__new__(TreeEntry)
+    _set_name(e, name)
+    _set_kind(e, kind)
+    _set_size(e, size)
+    _set_id(e, oid)
+    _set_manifest(e, manifest)
+    return e
 
 
 @dataclass(frozen=True, slots=True)
