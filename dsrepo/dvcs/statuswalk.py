@@ -212,12 +212,13 @@ class _Walker:
         dir_rules: DirectoryRules | None = None
         if not ignored and self.untracked is not Untracked.NO:
             dir_rules = self.rules.enter_directory(rel, has_ignore_file=has_ignore_file)
-        if starts is not None or not self._clean_leaf(fd, listing, names, lo, hi):
+        sts = None if starts is not None else self._clean_leaf(fd, listing, names, lo, hi)
+        if sts is not True:
             if listing is None:  # as recorded: absent tracked names fail their lstat
                 assert record is not None
                 listing = set(names) if starts is None else {n.rstrip("/") for n in names}
                 listing.update(n for n, _ in record.leftover)
-            self._rows(rel, fd, listing, names, starts, lo, dir_rules, defer)
+            self._rows(rel, fd, listing, names, starts, lo, dir_rules, defer, sts or None)
         left: list[tuple[str, int]] = []
         if record is not None:
             left = list(record.leftover)
@@ -277,8 +278,10 @@ class _Walker:
         lo: int,
         dir_rules: DirectoryRules | None,
         defer: list[_Task] | None,
+        sts: list[os.stat_result] | None,
     ) -> None:
-        """Compare the tracked children one by one: each found leaves ``listing``."""
+        """Compare the tracked children one by one: each found leaves ``listing``. ``sts``:
+        their ``lstat``, when :meth:`_clean_leaf` took it already (all files, all present)."""
         cols = self.index.columns()
         sizes, mtimes, ctimes = cols.sizes, cols.mtimes, cols.ctimes
         inos, modes = cols.inos, cols.modes
@@ -293,7 +296,7 @@ class _Walker:
                     self.gone(i, i + 1)
                     continue
                 try:
-                    st = lstat(name, dir_fd=fd)
+                    st = lstat(name, dir_fd=fd) if sts is None else sts[k]
                 except FileNotFoundError:
                     self.gone(i, i + 1)
                     continue
@@ -334,12 +337,13 @@ class _Walker:
 
     def _clean_leaf(
         self, fd: int, listing: set[str] | None, names: list[str], lo: int, hi: int
-    ) -> bool:
+    ) -> bool | list[os.stat_result]:
         """The common case at C speed: rows [lo, hi) are all files of this folder (no
         subfolder; ``names`` are theirs), all present, and their stat equals the index's (none
         racily clean). Then their names leave ``listing`` and True is returned; else nothing
-        changes (the caller compares them one by one). Without a listing (the cache's record
-        stands for it) a missing file makes its ``lstat`` fail instead."""
+        changes and the caller compares them one by one, with their ``lstat`` if returned
+        (a folder where a few files changed is not asked twice). Without a listing (the
+        cache's record stands for it) a missing file makes its ``lstat`` fail instead."""
         if hi - lo < 8 or (listing is not None and not listing.issuperset(names)):
             return False
         lstat = os.lstat
@@ -357,7 +361,7 @@ class _Walker:
             and [s.st_ino for s in sts] == c.inos[lo:hi].tolist()
             and [s.st_mode for s in sts] == c.modes[lo:hi].tolist()
         ):
-            return False
+            return sts
         if listing is not None:
             listing.difference_update(names)
         return True

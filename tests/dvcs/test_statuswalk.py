@@ -76,6 +76,20 @@ def test_created_removed_and_renamed(repo: Repository, p: str) -> None:
     assert changes(repo) == ((), (), ())
 
 
+def test_in_a_folder_where_one_file_changed_only_that_file_is_a_suspect(
+    repo: Repository,
+) -> None:
+    """The folder's clean-leaf check fails; the one-by-one comparison then reuses its ``lstat``
+    of each file, each for its own row."""
+    for i in range(12):
+        old_write(repo.root, f"d/f{i:02d}", f"file {i}\n" * (i + 1))
+    repo.add()
+    repo.commit("base")
+    write(repo.root, "d/f05", "changed\n")
+    found = walk(repo.root, repo.worktree.rules, repo.worktree.index, Untracked.NO)
+    assert [repo.worktree.index.columns().paths[i] for i in found.suspects] == ["d/f05"]
+
+
 @pytest.mark.parametrize("p", DEPTHS)
 def test_same_size_and_mtime_but_another_file(repo: Repository, p: str) -> None:
     committed_tree(repo, p)
