@@ -87,13 +87,26 @@ def _durable(repo: Repository) -> None:
 
 
 def _serial(tmp_path: Path) -> dict[str, tuple[Any, ...]]:
+    """The index ``add`` stages in one process (no fork, whatever the test patched)."""
     repo = Repository.init(tmp_path / "serial")
+    fork_from = forkadd.PARALLEL_MIN
+    forkadd.PARALLEL_MIN = 10**9  # type: ignore[misc]
     try:
         _write(repo.root, FILES)
         repo.add()
         return _staged(repo)
     finally:
+        forkadd.PARALLEL_MIN = fork_from  # type: ignore[misc]
         repo.close()
+
+
+def _add_and_compare(repo: Repository, tmp_path: Path, forks: list[int]) -> None:
+    """``add`` forks, stages what one process stages, and every object is durable."""
+    _write(repo.root, FILES)
+    repo.add()
+    assert forks
+    assert _staged(repo) == _serial(tmp_path)
+    _durable(repo)
 
 
 def test_a_child_stores_part_of_an_add_and_the_index_is_a_single_process_one(
@@ -113,11 +126,7 @@ def test_a_child_dying_at_once_leaves_its_batches_to_this_process(
     repo: Repository, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(forkadd, "_serve", lambda *a: os._exit(3))
-    _write(repo.root, FILES)
-    repo.add()
-    assert forks
-    assert _staged(repo) == _serial(tmp_path)
-    _durable(repo)
+    _add_and_compare(repo, tmp_path, forks)
 
 
 def test_a_child_whose_packs_never_become_durable_is_not_relied_on(
@@ -142,37 +151,35 @@ def test_a_child_whose_packs_never_become_durable_is_not_relied_on(
         real_restore(self, path)
 
     monkeypatch.setattr(type(repo.worktree), "_restore", spy)
-    _write(repo.root, FILES)
-    repo.add()
-    assert forks and restored
-    assert _staged(repo) == _serial(tmp_path)
-    _durable(repo)
+    _add_and_compare(repo, tmp_path, forks)
+    assert restored
 
 
 def test_a_child_dying_halfway_leaves_the_rest_to_this_process(
-    repo: Repository, tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+    repo: Repository,
+    tmp_path: Path,
+    forks: list[int],
+    answered: list[int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = forkadd._serve
 
     def serve(store: ObjectStore, root: str, rfd: int, wfd: int) -> None:
-        real_write = store.write_file
+        real_write = store.write_files
         count = [0]
 
-        def write_file(path: str) -> FileRef:
-            count[0] += 1
-            if count[0] > 12:
+        def write_files(paths: list[str]) -> list[FileRef]:
+            count[0] += len(paths)
+            if count[0] > 12:  # after its first batch of 8
                 os._exit(1)
-            return real_write(path)
+            return real_write(paths)
 
-        store.write_file = write_file  # type: ignore[method-assign]
+        store.write_files = write_files  # type: ignore[assignment]
         real(store, root, rfd, wfd)
 
     monkeypatch.setattr(forkadd, "_serve", serve)
-    _write(repo.root, FILES)
-    repo.add()
-    assert forks
-    assert _staged(repo) == _serial(tmp_path)
-    _durable(repo)
+    _add_and_compare(repo, tmp_path, forks)
+    assert answered == [8]
 
 
 def test_a_file_changed_before_it_is_stored_again_refuses_the_add(
