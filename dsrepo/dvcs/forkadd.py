@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import os
 import select
 from collections import deque
@@ -40,7 +39,6 @@ from dsrepo.objects.store import FileRef
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.stagingindex import IndexEntry
-    from dsrepo.objects.locindex import LocationIndex
     from dsrepo.objects.store import ObjectStore
 
 PARALLEL_MIN = 2_000
@@ -206,28 +204,23 @@ class _Child:
         for fd in (to_child, to_parent):
             with contextlib.suppress(OSError, AttributeError):  # (F_SETPIPE_SZ: Linux only)
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            try:
-                os.close(to_child)
-                os.close(from_child)
-                gc.disable()
-                _serve(store, root, from_parent, to_parent)
-            finally:
-                os._exit(1)
+
+        def main() -> None:  # pragma: no cover - runs in the child
+            os.close(to_child)
+            os.close(from_child)
+            _serve(store, root, from_parent, to_parent)
+
+        self._pid = forking.start(main)
         os.close(from_parent)
         os.close(to_parent)
-        self._pid, self._out, self._in = pid, to_child, from_child
+        self._out, self._in = to_child, from_child
         self._unpacker = msgpack.Unpacker()
-        self._packb = msgpack.packb
         self.holds = 0
         self.failed = False
 
     def send(self, msg: object) -> bool:
-        data = memoryview(self._packb(msg))
         try:
-            while data:
-                data = data[os.write(self._out, data) :]
+            forking.send(self._out, msg)
         except OSError:
             self.failed = True
             return False
@@ -281,11 +274,6 @@ class _Child:
             self._pid = 0
 
 
-_inherited: list[LocationIndex] = []
-"""The location index the child inherited, kept referenced until it exits: closing its connection
-would touch the parent's locks."""
-
-
 def _serve(
     store: ObjectStore, root: str, rfd: int, wfd: int
 ) -> None:  # pragma: no cover - runs in the child, whose coverage is not collected
@@ -293,14 +281,8 @@ def _serve(
     message and say so. Any error ends it without an answer (its parent takes over)."""
     import msgpack
 
-    _inherited.append(store.use_index(store.index.reopened()))
+    forking.own_index(store)
     unpacker = msgpack.Unpacker()
-
-    def send(msg: object) -> None:
-        data = memoryview(msgpack.packb(msg))
-        while data:
-            data = data[os.write(wfd, data) :]
-
     while True:
         data = os.read(rfd, 1 << 16)
         if not data:  # the parent stopped: nothing is relied on, nothing to flush
@@ -309,7 +291,8 @@ def _serve(
         for paths in unpacker:
             if paths is _END:
                 store.flush()
-                send(_FLUSHED)
-                os._exit(0)
+                forking.send(wfd, _FLUSHED)
+                return
             refs = store.write_files([os.path.join(root, os.fsdecode(p)) for p in paths])
-            send([(bytes(r.content_id), r.size, r.manifest and bytes(r.manifest)) for r in refs])
+            answer = [(bytes(r.content_id), r.size, r.manifest and bytes(r.manifest)) for r in refs]
+            forking.send(wfd, answer)

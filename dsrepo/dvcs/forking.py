@@ -20,34 +20,66 @@ import gc
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsrepo.objects.locindex import LocationIndex
+    from dsrepo.objects.store import ObjectStore
 
 
 def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1 and (os.cpu_count() or 1) > 1
 
 
+def start(main: Callable[[], None]) -> int:
+    """Fork a child that runs ``main()`` without the cyclic collector (it lives for one part of
+    one job) and exits with ``os._exit``: 0 when ``main`` returns, 1 when it raises. Returns the
+    child's pid, in the parent only."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            gc.disable()
+            main()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def send(fd: int, value: object) -> None:
+    """Write ``value``, msgpack-encoded, whole to ``fd`` (raises OSError)."""
+    import msgpack
+
+    data = memoryview(msgpack.packb(value))
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+_inherited: list[LocationIndex] = []
+"""Location indexes a child inherited, kept referenced until it exits: closing their connection
+would touch the parent's locks."""
+
+
+def own_index(store: ObjectStore) -> None:
+    """In a child: locate and record objects through a connection of its own (SQLite's locks
+    belong to a process), keeping the inherited one open and unused."""
+    _inherited.append(store.use_index(store.index.reopened()))
+
+
 class Child:
     """A forked process computing ``work()``; :meth:`result` waits for it."""
 
     def __init__(self, work: Callable[[], object]) -> None:
-        import msgpack  # (not imported by status when it does not fork)
-
         r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            code = 1
-            try:
-                os.close(r)
-                gc.disable()  # it lives for one part of one job
-                data = memoryview(msgpack.packb(work()))
-                while data:
-                    data = data[os.write(w, data) :]
-                code = 0
-            finally:
-                os._exit(code)
+
+        def main() -> None:  # pragma: no cover - runs in the child
+            os.close(r)
+            send(w, work())
+
+        self._pid = start(main)
         os.close(w)
-        self._pid, self._fd = pid, r
+        self._fd = r
 
     def result(self) -> Any:
         """What ``work()`` returned, or None if the child failed (see the module docstring)."""

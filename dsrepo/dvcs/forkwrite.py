@@ -32,7 +32,6 @@ from dsrepo.objects.model import TreeEntry
 
 if TYPE_CHECKING:
     from dsrepo.dvcs.paths import SafeWriter
-    from dsrepo.objects.locindex import LocationIndex
     from dsrepo.objects.store import ObjectStore
 
 PARALLEL_MIN = 2_000
@@ -127,11 +126,6 @@ def _ns(st: list[int]) -> dict[str, int]:
     return {"st_atime_ns": st[10], "st_mtime_ns": st[11], "st_ctime_ns": st[12]}
 
 
-_inherited: list[LocationIndex] = []
-"""The location index a child inherited, kept referenced until it exits: closing its connection
-would touch the parent's locks."""
-
-
 def _write_reporting(
     store: ObjectStore,
     writer: SafeWriter,
@@ -142,9 +136,8 @@ def _write_reporting(
     """The child's work: write ``items``; what was put in place, even after a failure (the
     parent writes the rest, and raises the error)."""
     done: Report = []
-    _inherited.append(store.index)
     try:
-        store.index = store.index.reopened()
+        forking.own_index(store)
         for _p, _e, st in writebatch.write_entries(
             store, writer, items, allow_outside_links, stat=stat
         ):
