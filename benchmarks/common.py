@@ -182,9 +182,12 @@ def defer_deletes(trash: Path, keep_free: int = 0) -> None:
 
 
 def empty_trash() -> None:
-    """Delete the trash; the next timed step (if any) waits as after any large delete."""
+    """Delete the trash; the next timed step (if any) waits as after any large delete (without
+    counting its files first: a million-file run's trash holds millions)."""
     if _trash:
-        rmtree(_trash.pop())
+        shutil.rmtree(_trash.pop(), ignore_errors=True)
+        sync()
+        _last_delete[:] = [time.monotonic()]
 
 
 def rmtree(path: Path) -> None:

@@ -63,6 +63,7 @@ def test_scale_smoke(tmp_path: Path) -> None:
     names = {p.name for p in work.iterdir()}
     assert {"tree-2000", "tree-2000.json", "results-2000.json"} <= names
     assert "run-2000" not in names
+    assert "trash" not in names  # the deleted trees went there, and it was emptied
 
     # a second run reuses the cached tree; --steps picks steps (1 and 2 always run)
     r = run(work, "--sizes", "2000", "--steps", "3")
