@@ -86,7 +86,6 @@ class ParallelAdd:
         self._open = _Batch()
         self._queue: deque[_Batch] = deque()  # stored or sent, not yet staged, in put order
         self._undecided: list[_Batch] | None = []  # batches held until a fork is decided
-        self._held = 0
         self._child: _Child | None = None
         self._answered: list[str] = []  # the files the child stored, until it flushed
 
@@ -124,8 +123,7 @@ class ParallelAdd:
             return
         if self._undecided is not None:
             self._undecided.append(b)
-            self._held += len(b.files)
-            if self._held >= PARALLEL_MIN:
+            if sum(len(u.files) for u in self._undecided) >= PARALLEL_MIN:
                 self._decide(fork=True)
             return
         self._dispatch(b)

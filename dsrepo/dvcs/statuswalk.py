@@ -212,13 +212,14 @@ class _Walker:
         dir_rules: DirectoryRules | None = None
         if not ignored and self.untracked is not Untracked.NO:
             dir_rules = self.rules.enter_directory(rel, has_ignore_file=has_ignore_file)
-        sts = None if starts is not None else self._clean_leaf(fd, listing, names, lo, hi)
-        if sts is not True:
+        leaf = False if starts is not None else self._clean_leaf(fd, listing, names, lo, hi)
+        if leaf is not True:
             if listing is None:  # as recorded: absent tracked names fail their lstat
                 assert record is not None
                 listing = set(names) if starts is None else {n.rstrip("/") for n in names}
                 listing.update(n for n, _ in record.leftover)
-            self._rows(rel, fd, listing, names, starts, lo, dir_rules, defer, sts or None)
+            sts = leaf if isinstance(leaf, list) else None  # the leaf check's lstat, if taken
+            self._rows(rel, fd, listing, names, starts, lo, dir_rules, defer, sts)
         left: list[tuple[str, int]] = []
         if record is not None:
             left = list(record.leftover)
