@@ -144,6 +144,11 @@ class PackWriter:
         holds the lock."""
         return [*self._builders.values(), *self._sealed]
 
+    def empty(self) -> bool:
+        """Nothing is buffered (every object added is in the location index)."""
+        with self._lock:
+            return not self._buffered()
+
     def contains(self, oid: bytes) -> bool:
         with self._lock:
             return any(oid in b.entries for b in self._buffered())

@@ -183,9 +183,16 @@ class ObjectStore(FileWriting):
     def has(self, oid: bytes) -> bool:
         return self.writer.contains(oid) or self.index.contains(oid)
 
+    def is_empty(self) -> bool:
+        """No object is stored (then :meth:`missing` is every id, found without a query)."""
+        return self.writer.empty() and self.index.is_empty()
+
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of ``oids`` not stored (one index query for the whole batch)."""
-        return {ObjectId(o) for o in self.index.missing(self.writer.not_buffered(oids))}
+        wanted = self.writer.not_buffered(oids)
+        if self.index.is_empty():
+            return wanted
+        return {ObjectId(o) for o in self.index.missing(wanted)}
 
     def _append(
         self,

@@ -192,6 +192,9 @@ class Located:
         """The objects ``dst`` does not hold (one batched query per pack). A pack's tally is
         kept as it is when ``dst`` lacks all of it (a first push: no location is built)."""
         out = Located()
+        if dst.is_empty():  # a first push: no id to look up, no tally to rebuild
+            out._packs = dict(self._packs)
+            return out
         for pack, got, distinct in self.packs():
             oids = got.oids(distinct)
             missing = dst.missing(oids)

@@ -257,6 +257,27 @@ def test_located_objects_are_copied_once_and_only_those_the_destination_lacks() 
     assert stats.objects == 8 and dst.missing(ids) == set()
 
 
+def test_an_empty_destination_is_not_asked_what_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into a store holding nothing (a first push, a clone) every located object is lacking,
+    found without an index query; one object buffered or flushed there makes it ask again."""
+    src, _ = make_store()
+    ids = fill(src, 12, 3_000)
+    located = Located(src.locate_many(ids).items())
+    dst, _ = make_store()
+    probes: list[int] = []
+    real = dst.index.missing
+    monkeypatch.setattr(dst.index, "missing", lambda oids: probes.append(1) or real(oids))
+    assert dst.is_empty()
+    assert sorted(located.lacking(dst).ids()) == sorted(ids)
+    assert dst.missing(ids) == set(ids) and not probes
+    dst.put_chunk(src.get_raw(ids[0])[1])  # buffered only: the store is no longer empty
+    assert not dst.is_empty()
+    assert dst.missing(ids) == set(ids[1:])
+    assert sorted(located.lacking(dst).ids()) == sorted(ids[1:])
+    dst.flush()
+    assert not dst.is_empty() and dst.missing(ids) == set(ids[1:]) and probes
+
+
 @pytest.mark.parametrize("policy", [CopyPolicy(whole_pack_share=1.0), PUSH_POLICY])
 def test_objects_of_a_pack_deleted_while_copied_are_found_where_they_moved(
     policy: CopyPolicy,
