@@ -6,7 +6,7 @@ import itertools
 import os
 import random
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -266,7 +266,12 @@ def test_an_empty_destination_is_not_asked_what_it_lacks(monkeypatch: pytest.Mon
     dst, _ = make_store()
     probes: list[int] = []
     real = dst.index.missing
-    monkeypatch.setattr(dst.index, "missing", lambda oids: probes.append(1) or real(oids))
+
+    def probe(oids: Iterable[bytes]) -> set[bytes]:
+        probes.append(1)
+        return real(oids)
+
+    monkeypatch.setattr(dst.index, "missing", probe)
     assert dst.is_empty()
     assert sorted(located.lacking(dst).ids()) == sorted(ids)
     assert dst.missing(ids) == set(ids) and not probes
