@@ -17,6 +17,7 @@ from dsrepo.objects.pack import FLAG_ZSTD, RECORD_HEADER_SIZE, encode_index, ite
 if TYPE_CHECKING:
     from dsrepo.objects.ids import ObjectId
     from dsrepo.objects.pack import IndexEntry, PackClass
+    from dsrepo.remotes.mapped import MappedFile
 
 SAMPLE_BYTES = 4096
 """How much of a large object is tried first to see whether it compresses at all."""
@@ -85,7 +86,12 @@ class ObjectCodec:
                 ) from None
 
     def verify_pack(
-        self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
+        self,
+        name: str,
+        pack_class: PackClass,
+        entries: list[IndexEntry],
+        data: bytes | MappedFile,
+        where: str,
     ) -> bytes:
         """Check a whole pack: every object against its id, every record header against
         ``entries`` (a damaged one is named by its offset), and ``entries`` against ``name``.

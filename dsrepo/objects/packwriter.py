@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dsrepo.objects.locindex import LocationIndex
     from dsrepo.objects.model import ObjectType
     from dsrepo.remotes.base import Backend
+    from dsrepo.remotes.mapped import MappedFile
 
 DEFAULT_PACK_TARGET = 32 * 1024 * 1024
 _MAX_SEALED = 1
@@ -68,7 +69,7 @@ class _ReceivedPack:
         name: str,
         pack_class: PackClass,
         entries: list[IndexEntry],
-        data: bytes,
+        data: bytes | MappedFile,
         index_bytes: bytes,
     ) -> None:
         self.name = name
@@ -216,7 +217,7 @@ class PackWriter:
         name: str,
         pack_class: PackClass,
         entries: list[IndexEntry],
-        data: bytes,
+        data: bytes | MappedFile,
         index_bytes: bytes,
     ) -> None:
         """Queue a whole pack, already verified, for the writers, as is (``entries`` sorted by
@@ -261,7 +262,7 @@ class PackWriter:
                 name, pack_parts, index_bytes, entries = pending.finish_parts()
             else:
                 name, index_bytes = pending.name, pending.index_bytes
-                pack_parts, entries = [pending.data], pending.sorted_entries
+                pack_parts, entries = [memoryview(pending.data)], pending.sorted_entries
             if name in self._refuse:
                 with self._lock:
                     self._refused.extend(entries)

@@ -57,6 +57,7 @@ from dsrepo.objects.pack import (
 from dsrepo.objects.packwriter import DEFAULT_PACK_TARGET, PackWriter, WriteStats
 from dsrepo.remotes.base import Backend
 from dsrepo.remotes.errors import KeyNotFound
+from dsrepo.remotes.mapped import MappedFile
 
 __all__ = ["DEFAULT_PACK_TARGET", "FileRef", "ObjectStore", "WriteStats"]
 
@@ -254,14 +255,24 @@ class ObjectStore(FileWriting):
         self._codec.verify(oid, type_, stored, flags, raw_size, where)
 
     def verify_pack(
-        self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
+        self,
+        name: str,
+        pack_class: PackClass,
+        entries: list[IndexEntry],
+        data: bytes | MappedFile,
+        where: str,
     ) -> bytes:
         """Check a whole pack: every object against its id, every record against ``entries``,
         and ``entries`` against ``name``. Returns the pack's index bytes."""
         return self._codec.verify_pack(name, pack_class, entries, data, where)
 
     def adopt_pack(
-        self, name: str, pack_class: PackClass, entries: list[IndexEntry], data: bytes, where: str
+        self,
+        name: str,
+        pack_class: PackClass,
+        entries: list[IndexEntry],
+        data: bytes | MappedFile,
+        where: str,
     ) -> None:
         """Store a whole pack received from elsewhere as is, after verifying every object in it
         (and that its records agree with ``entries``). Its index is re-encoded from ``entries``,

@@ -43,6 +43,7 @@ from dsrepo.objects.model import TYPE_BY_NUMBER, Manifest, ObjectType
 from dsrepo.objects.pack import IndexEntry, PackClass, decode_index, iter_pack_records
 from dsrepo.objects.store import ObjectStore
 from dsrepo.remotes.errors import KeyNotFound
+from dsrepo.remotes.mapped import MappedFile
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all)."""
@@ -90,7 +91,7 @@ class CopyStats:
 _Members = list[tuple[ObjectId, Location]]
 
 
-_Read = tuple[tuple[PackClass, list[IndexEntry]] | None, bytes] | None
+_Read = tuple[tuple[PackClass, list[IndexEntry]] | None, bytes | MappedFile] | None
 """What a job read: the pack's decoded index (whole packs only) and the bytes; None when the
 pack was deleted since its index was cached."""
 _Locate = Callable[[list[ObjectId]], list[tuple[ObjectId, Location]]]
@@ -304,7 +305,7 @@ def _read_job(src: ObjectStore, job: _Job) -> _Read:
     try:
         if length < 0:
             pack_class, entries = decode_index(src.backend.get(layout.index_key(pack)), pack)
-            return (pack_class, entries), src.backend.get(layout.pack_key(pack))
+            return (pack_class, entries), src.backend.get_mapped(layout.pack_key(pack))
         return None, src.backend.get(layout.pack_key(pack), start, length)
     except KeyNotFound:
         return None  # deleted by a collection since its index was cached

@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from dsrepo.remotes.mapped import MappedFile
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -87,6 +89,13 @@ class Backend(ABC):
         ``expected=None`` means the key must not exist; ``new=None`` deletes it.
         Raises KeyConflict when the current value differs.
         """
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        """All of ``key``'s value, as ``get(key)``; a backend holding it in a local file may map
+        the file instead of reading it (:mod:`dsrepo.remotes.mapped`: nothing copied into
+        memory, and a local backend given the mapping to write copies the file in the kernel).
+        """
+        return self.get(key)
 
     def put_parts_if_absent(self, key: str, parts: Sequence[bytes | memoryview]) -> bool:
         """``put_if_absent`` of the concatenation of ``parts``. Backends that can write a value

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from dsrepo.remotes.base import Backend, KeyInfo
+from dsrepo.remotes.mapped import MappedFile
 from dsrepo.remotes.wrapper import BackendWrapper, parts_size
 
 
@@ -38,6 +39,11 @@ class CountingBackend(BackendWrapper):
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         data = self.inner.get(key, offset, length)
+        self._count("get", received=len(data))
+        return data
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        data = self.inner.get_mapped(key)
         self._count("get", received=len(data))
         return data
 

@@ -29,6 +29,7 @@ from dsrepo.remotes.errors import (
     PermanentBackendError,
 )
 from dsrepo.remotes.keys import validate_key, validate_prefix
+from dsrepo.remotes.mapped import MappedFile, copy_mapped, map_file
 from dsrepo.remotes.memory import check_range
 
 TMP_PREFIX = ".tmp-"
@@ -91,6 +92,12 @@ class DirectoryBackend(Backend):
                     chunks.append(chunk)
                     remaining -= len(chunk)
                 return b"".join(chunks)
+        except OSError as exc:
+            raise self._error(exc, "get", key) from None
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        try:
+            return map_file(self._path(key))
         except OSError as exc:
             raise self._error(exc, "get", key) from None
 
@@ -284,6 +291,8 @@ class DirectoryBackend(Backend):
             with os.fdopen(fd, "wb", buffering=0) as f:
                 for part in parts:
                     view = memoryview(part).cast("B")  # a short write counts bytes
+                    if isinstance(view.obj, MappedFile) and len(view) == len(view.obj):
+                        view = view[copy_mapped(view.obj, f.fileno()) :]  # a whole mapped file
                     while view:
                         written = f.write(view)
                         view = view[written or 0 :]

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from dsrepo.remotes.base import Backend, KeyInfo
 from dsrepo.remotes.errors import PermanentBackendError, TransientBackendError
+from dsrepo.remotes.mapped import MappedFile
 from dsrepo.remotes.wrapper import BackendWrapper
 
 OPERATIONS = ("stat", "get", "put", "put_if_absent", "list", "delete", "compare_and_swap")
@@ -60,6 +61,9 @@ class FlakyBackend(BackendWrapper):
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._run("get", key, lambda: self.inner.get(key, offset, length))
 
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        return self._run("get", key, lambda: self.inner.get_mapped(key))
+
     def put(self, key: str, data: bytes) -> None:
         self._run("put", key, lambda: self.inner.put(key, data))
 
@@ -82,8 +86,8 @@ class FlakyBackend(BackendWrapper):
 
 
 class BitFlipBackend(BackendWrapper):
-    """Flips bit ``bit`` (modulo the length in bits) of every non-empty value ``get`` returns
-    for keys where ``predicate(key)`` is true."""
+    """Flips bit ``bit`` (modulo the length in bits) of every non-empty value ``get`` (or
+    ``get_mapped``) returns for keys where ``predicate(key)`` is true."""
 
     def __init__(
         self, inner: Backend, predicate: Callable[[str], bool] = lambda key: True, bit: int = 0
@@ -93,7 +97,13 @@ class BitFlipBackend(BackendWrapper):
         self.bit = bit
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        data = self.inner.get(key, offset, length)
+        return self._flip(key, self.inner.get(key, offset, length))
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        data = self.inner.get_mapped(key)
+        return data if not data or not self.predicate(key) else self._flip(key, bytes(data))
+
+    def _flip(self, key: str, data: bytes) -> bytes:
         if not data or not self.predicate(key):
             return data
         bit = self.bit % (len(data) * 8)

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from dsrepo.remotes.base import Backend, KeyInfo
 from dsrepo.remotes.errors import BackendError, KeyConflict, KeyNotFound
+from dsrepo.remotes.mapped import MappedFile
 from dsrepo.remotes.wrapper import BackendWrapper
 
 T = TypeVar("T")
@@ -80,6 +81,9 @@ class RetryingBackend(BackendWrapper):
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call("get", lambda: self.inner.get(key, offset, length))
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        return self._call("get", lambda: self.inner.get_mapped(key))
 
     def put(self, key: str, data: bytes) -> None:
         self._call("put", lambda: self.inner.put(key, data))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar, TypeVar
 
 from dsrepo.remotes.base import Backend, KeyInfo
+from dsrepo.remotes.mapped import MappedFile
 
 B = TypeVar("B", bound=Backend)
 
@@ -43,6 +44,9 @@ class BackendWrapper(Backend):
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         return self.inner.get(key, offset, length)
+
+    def get_mapped(self, key: str) -> bytes | MappedFile:
+        return self.inner.get_mapped(key)
 
     def put(self, key: str, data: bytes) -> None:
         self.inner.put(key, data)

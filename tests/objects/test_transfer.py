@@ -27,8 +27,11 @@ from dsrepo.objects.transfer import (
     copy_metadata,
     copy_objects,
 )
+from dsrepo.remotes import directory
 from dsrepo.remotes.counting import CountingBackend
+from dsrepo.remotes.directory import DirectoryBackend
 from dsrepo.remotes.errors import PermanentBackendError
+from dsrepo.remotes.mapped import MappedFile, copy_mapped
 from dsrepo.remotes.memory import MemoryBackend
 
 FMT = RepoFormat(chunker=ChunkerParams())
@@ -111,6 +114,44 @@ def test_a_corrupt_source_object_is_refused_and_nothing_is_kept() -> None:
         with pytest.raises(CorruptObject, match=ids[3].hex()):
             copy_objects(src, dst, ids, policy=policy)
         assert dst.pack_names() == set()  # flushed nothing: no ref could name a bad object
+
+
+def _directory_store(root: Path) -> ObjectStore:
+    backend = DirectoryBackend(root, create=True)
+    ObjectStore.initialize(backend, FMT)
+    return ObjectStore(backend, LocationIndex(None), FMT, pack_target=4 << 20)
+
+
+def test_between_directories_a_whole_pack_is_mapped_verified_and_copied_in_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack taken whole from a local directory is verified through a mapping of its file and
+    written with copy_file_range; a byte damaged in that file is still refused."""
+    src, dst = _directory_store(tmp_path / "src"), _directory_store(tmp_path / "dst")
+    ids = fill(src, 60, 30_000)
+    (pack,) = src.pack_names()
+    kernel: list[int] = []
+    real = copy_mapped
+
+    def spy(whole: MappedFile, out: int) -> int:
+        kernel.append(real(whole, out))
+        return kernel[-1]
+
+    monkeypatch.setattr(directory, "copy_mapped", spy)
+    copy_objects(src, dst, ids, policy=FETCH_POLICY)
+    data = src.backend.get(layout.pack_key(pack))
+    assert dst.pack_names() == {pack} and kernel == [len(data)]
+    assert dst.backend.get(layout.pack_key(pack)) == data
+    assert all(dst.get_raw(oid)[0] == ObjectType.CHUNK for oid in ids)
+    loc = src.locate(ids[7])
+    assert loc is not None
+    damaged = bytearray(data)
+    damaged[loc.offset + 3] ^= 0x01
+    src.backend.put(layout.pack_key(pack), bytes(damaged))  # a new file under the same name
+    again = _directory_store(tmp_path / "again")
+    with pytest.raises(CorruptObject, match=ids[7].hex()):
+        copy_objects(src, again, ids, policy=FETCH_POLICY)
+    assert again.pack_names() == set() and len(kernel) == 1
 
 
 def test_an_object_the_source_lacks_is_named() -> None:

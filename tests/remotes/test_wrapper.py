@@ -119,6 +119,10 @@ class Recorder(MemoryBackend):
         self.record("get", key, offset, length)
         return super().get(key, offset, length)
 
+    def get_mapped(self, key: str) -> bytes:
+        self.record("get_mapped", key)
+        return super().get(key)
+
     def put(self, key: str, data: bytes) -> None:
         self.record("put", key, data)
         super().put(key, data)
@@ -157,6 +161,7 @@ PARTS = [b"pa", memoryview(b"rts")]
 CALLS: dict[str, tuple[Any, ...]] = {
     "stat": ("k",),
     "get": ("k", 1, 2),
+    "get_mapped": ("k",),
     "put": ("new", b"v"),
     "put_if_absent": ("new", b"v"),
     "put_parts_if_absent": ("new", PARTS),
