@@ -1,6 +1,7 @@
-"""Reading many small files at once (checkout, ``checkout --into``): one location query per 500
-ids and coalesced range reads per pack (gaps under 256 KiB, spans under 16 MiB) instead of an
-open/seek/read per file.
+"""Reading many chunks at once: small files (checkout, ``checkout --into``) and the chunks of a
+large file's manifest. One location query per 500 ids and coalesced range reads per pack (gaps
+under 256 KiB, spans under 16 MiB) instead of a lookup and an open/seek/read per chunk (a 10k-file
+clone's two 128 MiB files were 3,400 of each: 0.24 s of its 2.3 s).
 
 Every object is verified. One whose cached location fails (not indexed, unflushed, its pack gone,
 its bytes not matching) is read again one by one through :meth:`ObjectStore.read_all`, which heals
@@ -10,13 +11,13 @@ the location cache or says what is wrong.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from dsrepo.objects import layout
 from dsrepo.objects.errors import CorruptObject
 from dsrepo.objects.ids import ObjectId, hash_data
-from dsrepo.objects.model import ObjectType, TreeEntry
+from dsrepo.objects.model import Manifest, ObjectType, TreeEntry
 from dsrepo.remotes.errors import KeyNotFound
 
 if TYPE_CHECKING:
@@ -25,27 +26,58 @@ if TYPE_CHECKING:
 
 _GAP = 256 << 10
 _SPAN = 16 << 20
+T = TypeVar("T")
 
 
 def read_small(
     store: ObjectStore, entries: Sequence[TreeEntry], budget: int
 ) -> Iterator[tuple[TreeEntry, bytes]]:
     """The verified content of single-chunk entries, in order, in batches of ~``budget`` bytes."""
-    batch: list[TreeEntry] = []
-    size = 0
-    for e in entries:
-        batch.append(e)
-        size += e.size
-        if size >= budget:
-            yield from _read_batch(store, batch)
-            batch, size = [], 0
+    for batch in _batches(entries, budget, lambda e: e.size):
+        content = _read_located(store, [e.id for e in batch])
+        for e in batch:
+            raw = content.get(e.id)
+            if raw is None:
+                raw = store.read_all(e)
+            elif len(raw) != e.size:
+                raise CorruptObject(f"file content {e.id.hex()} does not match its entry")
+            yield e, raw
+
+
+def read_manifest(
+    store: ObjectStore, manifest: Manifest, manifest_id: ObjectId, budget: int
+) -> Iterator[bytes]:
+    """The verified chunks of ``manifest``, in order, read in batches of ~``budget`` bytes."""
+    for batch in _batches(manifest.chunks, budget, lambda c: c[1]):
+        content = _read_located(store, [cid for cid, _ in batch])
+        for cid, length in batch:
+            raw = content.get(cid)
+            type_ = ObjectType.CHUNK
+            if raw is None:
+                type_, raw = store.get_raw(cid)  # heals the cache, or says what is wrong
+            if type_ != ObjectType.CHUNK or len(raw) != length:
+                raise CorruptObject(f"chunk {cid.hex()} of manifest {manifest_id.hex()} is wrong")
+            yield raw
+
+
+def _batches(items: Sequence[T], budget: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        batch.append(item)
+        total += size(item)
+        if total >= budget:
+            yield batch
+            batch, total = [], 0
     if batch:
-        yield from _read_batch(store, batch)
+        yield batch
 
 
-def _read_batch(store: ObjectStore, batch: list[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
+def _read_located(store: ObjectStore, ids: Sequence[ObjectId]) -> dict[bytes, bytes]:
+    """The verified content of the chunks among ``ids`` whose cached location reads back right
+    (the others are left out: the caller reads them one by one)."""
     # in id order: the location index is a B-tree on the id, so neighbouring probes share pages
-    locs = store.index.lookup_many(sorted({e.id for e in batch}))
+    locs = store.index.lookup_many(sorted(set(ids)))
     by_pack: dict[str, list[tuple[ObjectId, Location]]] = {}
     for oid, loc in locs.items():
         by_pack.setdefault(loc.pack, []).append((ObjectId(oid), loc))
@@ -66,7 +98,7 @@ def _read_batch(store: ObjectStore, batch: list[TreeEntry]) -> Iterator[tuple[Tr
             try:
                 data = store.backend.get(layout.pack_key(pack), lo, hi - lo)
             except KeyNotFound:
-                data = b""  # read one by one below: the cache is healed, or the loss reported
+                data = b""  # read one by one: the cache is healed, or the loss reported
             for oid, loc in items[start:end] if data else ():
                 if loc.type != ObjectType.CHUNK:
                     continue
@@ -74,14 +106,8 @@ def _read_batch(store: ObjectStore, batch: list[TreeEntry]) -> Iterator[tuple[Tr
                 if not loc.flags:  # stored as is (most data): verified right here
                     if len(stored) == loc.raw_size and hash_data(stored) == oid:
                         content[oid] = stored
-                    continue  # else read one by one below, which says what is wrong
+                    continue  # else read one by one, which says what is wrong
                 with contextlib.suppress(CorruptObject):
                     content[oid] = store.unpack_located(oid, loc, stored)
             start = end
-    for e in batch:
-        raw = content.get(e.id)
-        if raw is None:
-            raw = store.read_all(e)
-        elif len(raw) != e.size:
-            raise CorruptObject(f"file content {e.id.hex()} does not match its entry")
-        yield e, raw
+    return content

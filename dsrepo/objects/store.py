@@ -63,6 +63,8 @@ __all__ = ["DEFAULT_PACK_TARGET", "FileRef", "ObjectStore", "WriteStats"]
 
 
 T = TypeVar("T", Manifest, Tree, Commit, Tag)
+MANIFEST_BUDGET = 16 << 20
+"""A large file's chunks are read this many bytes at a time (:meth:`ObjectStore.read_chunks`)."""
 
 
 class ObjectStore(FileWriting):
@@ -479,11 +481,7 @@ class ObjectStore(FileWriting):
             raise CorruptObject(
                 f"manifest {manifest_id.hex()} does not describe content {content_id.hex()}"
             )
-        for cid, length in manifest.chunks:
-            type_, raw = self.get_raw(cid)
-            if type_ != ObjectType.CHUNK or len(raw) != length:
-                raise CorruptObject(f"chunk {cid.hex()} of manifest {manifest_id.hex()} is wrong")
-            yield raw
+        yield from batchread.read_manifest(self, manifest, manifest_id, MANIFEST_BUDGET)
 
     def read_small(
         self, entries: Sequence[TreeEntry], budget: int = 32 << 20
