@@ -4,8 +4,8 @@ under 256 KiB, spans under 16 MiB) instead of a lookup and an open/seek/read per
 clone's two 128 MiB files were 3,400 of each: 0.24 s of its 2.3 s).
 
 Every object is verified. One whose cached location fails (not indexed, unflushed, its pack gone,
-its bytes not matching) is read again one by one through :meth:`ObjectStore.read_all`, which heals
-the location cache or says what is wrong.
+its bytes not matching) is read again one by one (:meth:`ObjectStore.read_all`,
+:meth:`ObjectStore.get_raw`), which heals the location cache or says what is wrong.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ class BackendConformance:
         for key, value in [("a", b"hello"), ("dir/empty", b""), ("dir/sub/big", big)]:
             backend.put(key, value)
             assert backend.get(key) == value
+            assert backend.get_mapped(key)[:] == value  # mapped or read: the same bytes
             assert backend.stat(key) == KeyInfo(key, len(value))
 
     def test_unicode_and_odd_keys(self, backend: Backend) -> None:
@@ -115,6 +116,8 @@ class BackendConformance:
             backend.stat("nope")
         with pytest.raises(KeyNotFound):
             backend.get("no/such/dir/key")
+        with pytest.raises(KeyNotFound):
+            backend.get_mapped("nope")
 
     def test_delete(self, backend: Backend) -> None:
         backend.put("d/k", b"v")
