@@ -490,11 +490,12 @@ class LocationIndex:
         )
 
     def missing(self, oids: Iterable[bytes]) -> set[bytes]:
-        """The subset of ``oids`` not in the index (one query per 500 ids, in id order: the
-        B-tree pages are met in order)."""
+        """The subset of ``oids`` not in the index, the very objects passed (one query per 500
+        ids, in id order: the B-tree pages are met in order; none when the index is empty: a
+        first push, a clone, ~2 us an id saved)."""
         wanted = set(oids)
-        if not wanted:
-            return set()
+        if not wanted or self.is_empty():
+            return wanted
 
         def query(db: sqlite3.Connection) -> set[bytes]:
             probe = sorted(wanted)
@@ -525,7 +526,7 @@ class LocationIndex:
         )
 
     def is_empty(self) -> bool:
-        """No object is indexed (a first push, a clone: nothing to probe, ~2 us an id)."""
+        """No object is indexed."""
         return self._read(lambda db: db.execute("SELECT 1 FROM objects LIMIT 1").fetchone()) is None
 
     def resolve_prefix(self, prefix: str) -> ObjectId:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from dsrepo.objects import batchread, indexsync, layout
 from dsrepo.objects.chunking import RepoFormat
@@ -187,15 +187,13 @@ class ObjectStore(FileWriting):
         return self.writer.contains(oid) or self.index.contains(oid)
 
     def is_empty(self) -> bool:
-        """No object is stored (then :meth:`missing` is every id, found without a query)."""
+        """No object is stored (then every id is missing: a caller may skip asking)."""
         return self.writer.empty() and self.index.is_empty()
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of ``oids`` not stored (one index query for the whole batch)."""
-        wanted = self.writer.not_buffered(oids)
-        if self.index.is_empty():
-            return wanted
-        return {ObjectId(o) for o in self.index.missing(wanted)}
+        # the index returns the very objects passed in: no set rebuilt to retype them
+        return cast(set[ObjectId], self.index.missing(self.writer.not_buffered(oids)))
 
     def _append(
         self,
