@@ -101,7 +101,7 @@ class BitFlipBackend(BackendWrapper):
 
     def get_mapped(self, key: str) -> bytes | MappedFile:
         data = self.inner.get_mapped(key)
-        return data if not data or not self.predicate(key) else self._flip(key, bytes(data))
+        return self._flip(key, data if isinstance(data, bytes) else data[:])  # read out of the mapping
 
     def _flip(self, key: str, data: bytes) -> bytes:
         if not data or not self.predicate(key):

@@ -41,17 +41,13 @@ class MappedFile(mmap.mmap):
 def map_file(path: str) -> bytes | MappedFile:
     """The content of the file at ``path``: mapped if it has at least ``MAP_MIN`` bytes, else
     read. Raises OSError as ``open`` does."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+    with open(path, "rb", buffering=0) as f:  # a folder: IsADirectoryError
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):  # a device: no end to read to
             raise IsADirectoryError(errno.EISDIR, "not a file", path)
         if st.st_size < MAP_MIN:
-            with os.fdopen(os.dup(fd), "rb") as f:
-                return f.read()
-        mapped = MappedFile(fd, st.st_size, prot=mmap.PROT_READ)
-    finally:
-        os.close(fd)
+            return f.readall()
+        mapped = MappedFile(f.fileno(), st.st_size, prot=mmap.PROT_READ)
     mapped.path, mapped.file_id = path, (st.st_dev, st.st_ino)
     with contextlib.suppress(OSError):  # read once, front to back
         mapped.madvise(mmap.MADV_SEQUENTIAL)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dsrepo.remotes.base import Backend
+from dsrepo.remotes.directory import DirectoryBackend
 from dsrepo.remotes.errors import (
     BackendError,
     KeyConflict,
@@ -16,6 +17,7 @@ from dsrepo.remotes.errors import (
     TransientBackendError,
 )
 from dsrepo.remotes.faults import BitFlipBackend, FlakyBackend, ReadOnlyBackend
+from dsrepo.remotes.mapped import MAP_MIN
 from dsrepo.remotes.memory import MemoryBackend
 from dsrepo.remotes.retry import RetryingBackend
 from dsrepo.remotes.testing import BackendConformance
@@ -131,6 +133,20 @@ def test_bit_flip_corrupts_matching_keys_only() -> None:
     assert backend.get("refs/main") == b"\x00"
     assert backend.get("packs/empty") == b""
     assert inner.get("packs/p1") == b"\x00\x00\x00"
+
+
+def test_bit_flip_corrupts_mapped_reads_too(tmp_path: Path) -> None:
+    """A pack read whole (get_mapped: a mapping of the file) is flipped like any read, the file
+    left as it was."""
+    inner = DirectoryBackend(tmp_path)
+    value = bytes(MAP_MIN + 1)
+    inner.put("packs/p1", value)
+    inner.put("refs/main", value)
+    backend = BitFlipBackend(inner, lambda key: key.startswith("packs/"), bit=9)
+    got = backend.get_mapped("packs/p1")
+    assert type(got) is bytes and got[:3] == b"\x00\x02\x00" and got[3:] == value[3:]
+    assert backend.get_mapped("refs/main")[:] == value
+    assert inner.get("packs/p1") == value
 
 
 def test_read_only_refuses_writes() -> None:
